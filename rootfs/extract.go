@@ -4,7 +4,16 @@ import (
 	"archive/tar"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // MetadataRecorder receives the archive's metadata for every entry of an
@@ -33,34 +42,822 @@ var NewRecorder func(rootfsDir, dbPath string) (MetadataRecorder, error)
 type ExtractOptions struct {
 	// Layer applies OCI whiteouts: ".wh.NAME" deletes NAME left by lower
 	// layers and ".wh..wh..opq" empties its directory of lower-layer
-	// entries; neither is created.
+	// entries; neither is created. The archive's entry for the top
+	// directory itself is ignored, so a layer never changes the mode of /.
 	Layer bool
 	// Recorder, if not nil, is told about every entry.
 	Recorder MetadataRecorder
-	// MaxBytes bounds the file data written (0: MaxImportBytes()).
+	// MaxBytes bounds the file data written (0: DefaultMaxImportBytes).
 	MaxBytes int64
-}
-
-// Extract unpacks the tar stream r into the existing directory dst without
-// ever creating, writing, chmod-ing or chown-ing anything outside dst:
-// entries are created relative to directory fds opened component by
-// component with O_NOFOLLOW. Entries whose names are absolute or contain
-// ".." are refused, as are entries whose parent path crosses a symlink and
-// hard links whose target is not an existing non-directory inside dst.
-// Owners, setuid/setgid bits and device nodes are applied only when running
-// as root; otherwise devices are skipped and everything is reported to the
-// recorder. Directory modes and times are set after their contents.
-func Extract(ctx context.Context, dst string, r io.Reader, opt ExtractOptions) error {
-	return errors.New("extract: not implemented yet")
 }
 
 // DefaultMaxImportBytes bounds the file data one import may write (a guard
 // against decompression bombs); NOOK_IMPORT_MAX_BYTES overrides it.
 const DefaultMaxImportBytes int64 = 64 << 30
 
-// MaxImportBytes is NOOK_IMPORT_MAX_BYTES if set to a positive integer
-// (suffixes K, M, G, T accepted, powers of 1024), else
+// MaxImportBytes is NOOK_IMPORT_MAX_BYTES if set (a positive integer with
+// an optional K, M, G or T suffix, powers of 1024), else
 // DefaultMaxImportBytes.
 func MaxImportBytes() (int64, error) {
-	return DefaultMaxImportBytes, nil
+	v := strings.TrimSpace(os.Getenv("NOOK_IMPORT_MAX_BYTES"))
+	if v == "" {
+		return DefaultMaxImportBytes, nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("NOOK_IMPORT_MAX_BYTES=%q: %w", v, err)
+	}
+	return n, nil
+}
+
+func parseSize(v string) (int64, error) {
+	shift := 0
+	switch strings.ToUpper(v[len(v)-1:]) {
+	case "K":
+		shift = 10
+	case "M":
+		shift = 20
+	case "G":
+		shift = 30
+	case "T":
+		shift = 40
+	}
+	if shift != 0 {
+		v = v[:len(v)-1]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)>>shift {
+		return 0, errors.New("want a positive byte count such as 1073741824 or 1G")
+	}
+	return n << shift, nil
+}
+
+// ErrTooLarge is wrapped when an archive expands beyond the byte limit.
+var ErrTooLarge = errors.New("archive expands beyond the size limit")
+
+// ErrUnsafeEntry is wrapped when an archive entry would escape the target
+// directory (absolute name, "..", write through a symlink, hard link out).
+var ErrUnsafeEntry = errors.New("unsafe archive entry")
+
+// Extract unpacks the tar stream r into the existing directory dst without
+// ever creating, writing, chmod-ing or chown-ing anything outside dst:
+// entries are created relative to directory fds opened component by
+// component with O_NOFOLLOW. Entries whose names are absolute or contain
+// ".." are refused, as are entries whose parent path crosses a symlink and
+// hard links whose target is not an existing entry inside dst reached
+// without symlinks. Owners, setuid/setgid bits and device nodes are applied
+// only when running as root; otherwise devices are skipped and everything
+// is reported to the recorder. Directory modes and times are set after
+// their contents. It returns the number of file data bytes written.
+func Extract(ctx context.Context, dst string, r io.Reader, opt ExtractOptions) (int64, error) {
+	x, err := newExtractor(ctx, dst, opt)
+	if err != nil {
+		return 0, err
+	}
+	defer x.close()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return x.written, archiveErr(err)
+		}
+		if err := x.entry(hdr, tr); err != nil {
+			return x.written, err
+		}
+	}
+	if err := x.finish(); err != nil {
+		return x.written, err
+	}
+	return x.written, nil
+}
+
+// archiveErr turns the reader's errors into messages a user can act on.
+func archiveErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("archive is truncated: %w", err)
+	}
+	if errors.Is(err, tar.ErrHeader) {
+		return fmt.Errorf("not a tar archive or corrupt: %w", err)
+	}
+	return fmt.Errorf("reading archive: %w", err)
+}
+
+// extractor holds the state of one extraction into root.
+type extractor struct {
+	ctx     context.Context
+	root    int // O_PATH fd of the target directory
+	opt     ExtractOptions
+	isRoot  bool
+	max     int64
+	written int64
+	// dirs are the directory entries whose mode, owner and times are set at
+	// the end, after their contents; dirIndex maps rel to its slot so the
+	// last entry for a directory wins.
+	dirs     []dirMeta
+	dirIndex map[string]int
+	// added holds the paths this layer created, which its own whiteouts
+	// must not remove (Layer mode only).
+	added map[string]bool
+}
+
+type dirMeta struct {
+	rel      string
+	mode     uint32
+	uid, gid int
+	atime    time.Time
+	mtime    time.Time
+}
+
+func newExtractor(ctx context.Context, dst string, opt ExtractOptions) (*extractor, error) {
+	fd, err := openRetry(unix.AT_FDCWD, dst, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dst, Err: err}
+	}
+	max := opt.MaxBytes
+	if max <= 0 {
+		max = DefaultMaxImportBytes
+	}
+	return &extractor{
+		ctx:      ctx,
+		root:     fd,
+		opt:      opt,
+		isRoot:   os.Geteuid() == 0,
+		max:      max,
+		dirIndex: map[string]int{},
+		added:    map[string]bool{},
+	}, nil
+}
+
+func (x *extractor) close() { unix.Close(x.root) }
+
+// cleanName validates an archive name and returns it relative to the top:
+// absolute names and ".." components are refused rather than stripped, as
+// no legitimate rootfs or layer archive has them.
+func cleanName(name string) (string, error) {
+	if name == "" || strings.IndexByte(name, 0) >= 0 {
+		return "", fmt.Errorf("%w: empty or NUL in name %q", ErrUnsafeEntry, name)
+	}
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("%w: absolute name %q", ErrUnsafeEntry, name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%w: name %q contains \"..\"", ErrUnsafeEntry, name)
+		}
+	}
+	return path.Clean(name), nil
+}
+
+// entry creates one archive entry.
+func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
+	if err := x.ctx.Err(); err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader, 'V': // global PAX records, volume label
+		return nil
+	}
+	rel, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if err := x.create(rel, hdr, body); err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
+	if rel == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("%w: the top directory cannot become a %s", ErrUnsafeEntry, typeName(hdr.Typeflag))
+		}
+		if !x.opt.Layer {
+			x.deferDir(rel, hdr)
+		}
+		return nil
+	}
+	dir, base := path.Split(rel)
+	dir = path.Clean(dir)
+
+	if x.opt.Layer && strings.HasPrefix(base, whiteoutPrefix) {
+		return x.whiteout(dir, base)
+	}
+
+	pfd, err := x.openDir(dir, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+
+	if hdr.Typeflag == tar.TypeLink {
+		// Checked before anything at rel is replaced: a link to itself or
+		// out of the tree must leave the tree as it was.
+		target, err := cleanName(hdr.Linkname)
+		if err != nil {
+			return fmt.Errorf("hard link target: %w", err)
+		}
+		if target == rel {
+			return nil
+		}
+		if target == "." {
+			return fmt.Errorf("%w: hard link to the top directory", ErrUnsafeEntry)
+		}
+		tdir, tbase := path.Split(target)
+		tfd, err := x.openDir(path.Clean(tdir), false)
+		if err != nil {
+			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		defer unix.Close(tfd)
+		var st unix.Stat_t
+		if err := fstatatRetry(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return fmt.Errorf("hard link target %q is a directory", hdr.Linkname)
+		}
+		if err := x.replace(pfd, base, false); err != nil {
+			return err
+		}
+		// flags 0: a symlink target is linked itself, never followed.
+		if err := retry(func() error { return unix.Linkat(tfd, tbase, pfd, base, 0) }); err != nil {
+			return fmt.Errorf("linkat %q: %w", hdr.Linkname, err)
+		}
+		return x.done(rel, hdr)
+	}
+
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		err = x.mkdir(pfd, base, rel, hdr)
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		err = x.writeFile(pfd, base, hdr, body)
+	case tar.TypeSymlink:
+		err = x.symlink(pfd, base, hdr)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		var created bool
+		created, err = x.mknod(pfd, base, hdr)
+		if err == nil && !created {
+			// A device a non-root import cannot create: only recorded.
+			return x.record(rel, hdr)
+		}
+	default:
+		return fmt.Errorf("unsupported entry type %s", typeName(hdr.Typeflag))
+	}
+	if err != nil {
+		return err
+	}
+	return x.done(rel, hdr)
+}
+
+// done notes that rel now exists and tells the recorder.
+func (x *extractor) done(rel string, hdr *tar.Header) error {
+	if x.opt.Layer {
+		x.added[rel] = true
+	}
+	return x.record(rel, hdr)
+}
+
+func (x *extractor) record(rel string, hdr *tar.Header) error {
+	if x.opt.Recorder == nil {
+		return nil
+	}
+	if err := x.opt.Recorder.Record(rel, hdr); err != nil {
+		return fmt.Errorf("recording metadata: %w", err)
+	}
+	return nil
+}
+
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	whiteoutMeta   = ".wh..wh." // aufs' own bookkeeping (.wh..wh.plnk etc.)
+)
+
+// whiteout applies a layer's whiteout entry dir/base.
+func (x *extractor) whiteout(dir, base string) error {
+	pfd, err := x.openDir(dir, false)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // nothing below to hide
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if base == whiteoutOpaque {
+		return x.opaque(pfd, dir)
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil
+	}
+	name := base[len(whiteoutPrefix):]
+	if name == "" || name == "." || name == ".." {
+		return fmt.Errorf("%w: whiteout %q", ErrUnsafeEntry, base)
+	}
+	if x.added[path.Join(dir, name)] {
+		return nil
+	}
+	return removeAt(pfd, name)
+}
+
+// opaque removes the children of dir that lower layers left.
+func (x *extractor) opaque(pfd int, dir string) error {
+	names, err := readDirNames(pfd)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if x.added[path.Join(dir, n)] {
+			continue
+		}
+		if err := removeAt(pfd, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openDir opens the directory rel below the root, one component at a time
+// with O_NOFOLLOW, so that no symlink, whoever created it, is ever
+// followed. With create, missing directories are made (0755, as tar does
+// for directories an archive implies but does not list).
+func (x *extractor) openDir(rel string, create bool) (int, error) {
+	return openBeneath(x.root, rel, create)
+}
+
+func openBeneath(root int, rel string, create bool) (int, error) {
+	fd, err := openRetry(root, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if rel == "." || rel == "" {
+		return fd, nil
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." { // cleanName refuses these; never trust a caller
+			unix.Close(fd)
+			return -1, fmt.Errorf("%w: %q contains \"..\"", ErrUnsafeEntry, rel)
+		}
+		nfd, err := openRetry(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT && create {
+			if err = retry(func() error { return unix.Mkdirat(fd, c, 0o755) }); err == nil || err == unix.EEXIST {
+				nfd, err = openRetry(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+		}
+		if err == unix.ENOTDIR || err == unix.ELOOP {
+			var st unix.Stat_t
+			if fstatatRetry(fd, c, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = fmt.Errorf("%w: path %q goes through a symlink", ErrUnsafeEntry, rel)
+			} else {
+				err = fmt.Errorf("%q is not a directory: %w", rel, unix.ENOTDIR)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return -1, err
+		}
+		fd = nfd
+	}
+	return fd, nil
+}
+
+// replace makes room for a new entry at pfd/base: whatever is there is
+// removed, except a directory when a directory is coming (tar semantics:
+// the directory is kept and its metadata updated).
+func (x *extractor) replace(pfd int, base string, dir bool) error {
+	var st unix.Stat_t
+	err := fstatatRetry(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if dir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	return removeAt(pfd, base)
+}
+
+func (x *extractor) deferDir(rel string, hdr *tar.Header) {
+	m := dirMeta{rel: rel, mode: x.perm(hdr), uid: hdr.Uid, gid: hdr.Gid, atime: hdr.AccessTime, mtime: hdr.ModTime}
+	if i, ok := x.dirIndex[rel]; ok {
+		x.dirs[i] = m
+		return
+	}
+	x.dirIndex[rel] = len(x.dirs)
+	x.dirs = append(x.dirs, m)
+}
+
+// perm is the mode to set: permission bits plus sticky, and setuid/setgid
+// only as root (a non-root import records them instead of handing the
+// user setuid files of their own).
+func (x *extractor) perm(hdr *tar.Header) uint32 {
+	m := uint32(hdr.Mode) & 0o7777
+	if !x.isRoot {
+		m &^= unix.S_ISUID | unix.S_ISGID
+	}
+	return m
+}
+
+func (x *extractor) mkdir(pfd int, base, rel string, hdr *tar.Header) error {
+	if err := x.replace(pfd, base, true); err != nil {
+		return err
+	}
+	// 0700 until finish: the import must be able to write into directories
+	// whose final mode is 0555 or 0000.
+	if err := retry(func() error { return unix.Mkdirat(pfd, base, 0o700) }); err != nil && err != unix.EEXIST {
+		return fmt.Errorf("mkdir: %w", err)
+	}
+	if xa := xattrs(hdr); len(xa) > 0 {
+		fd, err := openRetry(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open directory: %w", err)
+		}
+		err = x.setXattrs(fd, xa)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+	}
+	x.deferDir(rel, hdr)
+	return nil
+}
+
+func (x *extractor) writeFile(pfd int, base string, hdr *tar.Header, body io.Reader) error {
+	if hdr.Size < 0 {
+		return fmt.Errorf("negative size %d", hdr.Size)
+	}
+	if x.written+hdr.Size > x.max || x.written+hdr.Size < 0 {
+		return fmt.Errorf("%w of %d bytes (set NOOK_IMPORT_MAX_BYTES to raise it)", ErrTooLarge, x.max)
+	}
+	if err := x.replace(pfd, base, false); err != nil {
+		return err
+	}
+	fd, err := openRetry(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	if err := x.copyData(f, body, hdr.Size); err != nil {
+		return err
+	}
+	x.written += hdr.Size
+	if x.isRoot {
+		if err := retry(func() error { return unix.Fchown(fd, hdr.Uid, hdr.Gid) }); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	// After chown, which clears setuid/setgid.
+	if err := retry(func() error { return unix.Fchmod(fd, x.perm(hdr)) }); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	// After chown and chmod, which clear security.capability.
+	if err := x.setXattrs(fd, xattrs(hdr)); err != nil {
+		return err
+	}
+	if err := retry(func() error { return futimens(fd, times(hdr.AccessTime, hdr.ModTime)) }); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return f.Close()
+}
+
+// copyData writes exactly size bytes of body to f. A body that is itself a
+// file (directory sources) is reflinked where the filesystem can, else
+// copied in the kernel by io.Copy's copy_file_range path.
+func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
+	if src, ok := body.(*os.File); ok && size > 0 {
+		if unix.IoctlFileClone(int(f.Fd()), int(src.Fd())) == nil {
+			return nil
+		}
+	}
+	if x.ctx.Done() != nil {
+		body = ctxReader{x.ctx, body}
+	}
+	n, err := io.CopyN(f, body, size)
+	if err == io.EOF {
+		return fmt.Errorf("archive is truncated: %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("archive is truncated: %w", err)
+		}
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// ctxReader makes a long copy stop when the import is interrupted.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (x *extractor) symlink(pfd int, base string, hdr *tar.Header) error {
+	if hdr.Linkname == "" || strings.IndexByte(hdr.Linkname, 0) >= 0 {
+		return fmt.Errorf("symlink with empty or NUL target")
+	}
+	if err := x.replace(pfd, base, false); err != nil {
+		return err
+	}
+	if err := retry(func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) }); err != nil {
+		return fmt.Errorf("symlink: %w", err)
+	}
+	return x.ownAndTime(pfd, base, hdr)
+}
+
+// mknod creates a device or fifo; it reports false for a device a
+// non-root import cannot create.
+func (x *extractor) mknod(pfd int, base string, hdr *tar.Header) (bool, error) {
+	var typ uint32
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		typ = unix.S_IFCHR
+	case tar.TypeBlock:
+		typ = unix.S_IFBLK
+	default:
+		typ = unix.S_IFIFO
+	}
+	if typ != unix.S_IFIFO && !x.isRoot {
+		return false, nil
+	}
+	if err := x.replace(pfd, base, false); err != nil {
+		return false, err
+	}
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	if err := retry(func() error { return unix.Mknodat(pfd, base, typ|0o600, int(dev)) }); err != nil {
+		return false, fmt.Errorf("mknod: %w", err)
+	}
+	if err := x.ownAndTime(pfd, base, hdr); err != nil {
+		return false, err
+	}
+	if err := chmodNoFollow(pfd, base, x.perm(hdr)); err != nil {
+		return false, fmt.Errorf("chmod: %w", err)
+	}
+	return true, nil
+}
+
+// ownAndTime sets owner (as root) and times of a non-directory that has no
+// open fd, without following it if it is a symlink.
+func (x *extractor) ownAndTime(pfd int, base string, hdr *tar.Header) error {
+	if x.isRoot {
+		if err := retry(func() error { return unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := retry(func() error {
+		return unix.UtimesNanoAt(pfd, base, times(hdr.AccessTime, hdr.ModTime), unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// finish sets the deferred directory metadata, deepest first, so a
+// directory's final mode never stops its children being reached.
+func (x *extractor) finish() error {
+	sort.SliceStable(x.dirs, func(i, j int) bool {
+		return strings.Count(x.dirs[i].rel, "/") > strings.Count(x.dirs[j].rel, "/")
+	})
+	for _, d := range x.dirs {
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
+		if err := x.setDir(d); err != nil {
+			return fmt.Errorf("directory %q: %w", d.rel, err)
+		}
+	}
+	return nil
+}
+
+func (x *extractor) setDir(d dirMeta) error {
+	var fd int
+	var err error
+	if d.rel == "." {
+		fd, err = openRetry(x.root, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		dir, base := path.Split(d.rel)
+		var pfd int
+		pfd, err = x.openDir(path.Clean(dir), false)
+		if err != nil {
+			return err
+		}
+		fd, err = openRetry(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(pfd)
+	}
+	if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+		return nil // replaced or removed by a later entry
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if x.isRoot {
+		if err := retry(func() error { return unix.Fchown(fd, d.uid, d.gid) }); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := retry(func() error { return unix.Fchmod(fd, d.mode) }); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if err := retry(func() error { return futimens(fd, times(d.atime, d.mtime)) }); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+const xattrPAXPrefix = "SCHILY.xattr."
+
+// xattrs returns the entry's extended attributes from its PAX records.
+func xattrs(hdr *tar.Header) map[string]string {
+	var m map[string]string
+	for k, v := range hdr.PAXRecords {
+		if name, ok := strings.CutPrefix(k, xattrPAXPrefix); ok && name != "" {
+			if m == nil {
+				m = map[string]string{}
+			}
+			m[name] = v
+		}
+	}
+	return m
+}
+
+// setXattrs sets what the kernel and filesystem allow. Attributes that
+// need privileges nook lacks (security.capability, trusted.*) or that the
+// filesystem does not support are skipped: the recorder has them all.
+func (x *extractor) setXattrs(fd int, xa map[string]string) error {
+	for name, val := range xa {
+		err := retry(func() error { return unix.Fsetxattr(fd, name, []byte(val), 0) })
+		switch {
+		case err == nil:
+		case err == unix.ENOTSUP, err == unix.EOPNOTSUPP:
+		case !x.isRoot && (err == unix.EPERM || err == unix.EACCES):
+		default:
+			return fmt.Errorf("setxattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// times converts tar times for utimensat; a missing atime takes the mtime,
+// a missing mtime leaves both alone.
+func times(atime, mtime time.Time) []unix.Timespec {
+	if mtime.IsZero() {
+		omit := unix.Timespec{Nsec: unix.UTIME_OMIT}
+		return []unix.Timespec{omit, omit}
+	}
+	if atime.IsZero() {
+		atime = mtime
+	}
+	a, _ := unix.TimeToTimespec(atime)
+	m, _ := unix.TimeToTimespec(mtime)
+	return []unix.Timespec{a, m}
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeReg, tar.TypeRegA:
+		return "regular file"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return fmt.Sprintf("type %q", t)
+}
+
+// retry calls f until it does not fail with EINTR (which slow filesystems,
+// FUSE and NFS among them, can return for any of these calls).
+func retry(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func openRetry(dirfd int, name string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func fstatatRetry(dirfd int, name string, st *unix.Stat_t, flags int) error {
+	return retry(func() error { return unix.Fstatat(dirfd, name, st, flags) })
+}
+
+// chmodNoFollow changes the mode of dirfd/name, failing rather than
+// following it if it is a symlink: fchmodat2(AT_SYMLINK_NOFOLLOW) on 6.6+,
+// else through the /proc magic link of an O_PATH|O_NOFOLLOW fd, which names
+// exactly the inode that was checked.
+func chmodNoFollow(dirfd int, name string, mode uint32) error {
+	err := retry(func() error { return unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW) })
+	if err != unix.EOPNOTSUPP && err != unix.ENOSYS {
+		return err
+	}
+	fd, err := openRetry(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := retry(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return unix.EOPNOTSUPP // symlinks have no mode of their own
+	}
+	return retry(func() error { return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode) })
+}
+
+// readDirNames lists the directory at the O_PATH fd dfd.
+func readDirNames(dfd int) ([]string, error) {
+	fd, err := openRetry(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// removeAt removes dirfd/name and, if it is a directory, everything below
+// it, without following any symlink. Directories the caller cannot read or
+// write (guests leave 0000 and 0555 ones) are made accessible first.
+func removeAt(dirfd int, name string) error {
+	err := retry(func() error { return unix.Unlinkat(dirfd, name, 0) })
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR {
+		return fmt.Errorf("unlink %q: %w", name, err)
+	}
+	fd, err := openRetry(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.EACCES {
+		if cerr := chmodNoFollow(dirfd, name, 0o700); cerr == nil {
+			fd, err = openRetry(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		}
+	}
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %q: %w", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := retry(func() error { return unix.Fstat(fd, &st) }); err != nil {
+		return err
+	}
+	if st.Mode&0o300 != 0o300 && int(st.Uid) == os.Geteuid() {
+		// Fails only if we do not own it; the unlinks below then report it.
+		retry(func() error { return unix.Fchmod(fd, (st.Mode&0o7777)|0o700) })
+	}
+	for {
+		names, err := f.Readdirnames(1024)
+		for _, n := range names {
+			if rerr := removeAt(fd, n); rerr != nil {
+				return fmt.Errorf("in %q: %w", name, rerr)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read directory %q: %w", name, err)
+		}
+		// Unlinking while reading can make getdents skip entries; rewind.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+	}
+	if err := retry(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) }); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("rmdir %q: %w", name, err)
+	}
+	return nil
 }
