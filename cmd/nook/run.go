@@ -1,6 +1,18 @@
 package main
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"nook/rootfs"
+	"nook/rootfs/rootmode"
+	"nook/tracer"
+)
 
 type runCmd struct {
 	Mode      string   `enum:"auto,root,rootless" default:"auto" help:"auto (root when the effective uid is 0, else rootless), root or rootless."`
@@ -11,15 +23,314 @@ type runCmd struct {
 	Env       []string `short:"e" sep:"none" placeholder:"K=V" help:"Set an environment variable (repeatable)."`
 	Ephemeral bool     `help:"Run on a fresh copy of the rootfs that is removed when the command exits."`
 	Layer     []string `sep:"none" placeholder:"DIR|TARBALL" help:"Stack a layer over ROOTFS (repeatable, the last on top)."`
+	HostBinds string   `name:"host-binds" default:"proc,dev,sys,resolv.conf,hosts" placeholder:"LIST" help:"Host file systems and files to mount in the guest: any of proc, dev, sys, resolv.conf, hosts (empty: none)."`
 
 	Rootfs  string   `arg:"" name:"ROOTFS" help:"Store name or directory."`
 	Command []string `arg:"" optional:"" passthrough:"" name:"COMMAND" help:"Command and arguments (default: the user's login shell)."`
 }
 
-func (c *runCmd) Run() error { return errors.New("run: not implemented yet") }
+func (c *runCmd) Run() error {
+	mode := c.Mode
+	if mode == "auto" {
+		mode = "rootless"
+		if os.Geteuid() == 0 {
+			mode = "root"
+		}
+	}
+	if mode == "root" {
+		if err := rootmode.Check(); err != nil {
+			return err
+		}
+	}
+	argv := c.Command
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	binds, err := parseBinds(c.Bind)
+	if err != nil {
+		return err
+	}
+	hb, err := parseHostBinds(c.HostBinds)
+	if err != nil {
+		return err
+	}
+	env, err := expandEnv(c.Env)
+	if err != nil {
+		return err
+	}
+	if c.Workdir != "" && !path.IsAbs(c.Workdir) {
+		return fmt.Errorf("--workdir %q: must be an absolute guest path", c.Workdir)
+	}
+	layers, err := absLayers(c.Layer)
+	if err != nil {
+		return err
+	}
+
+	store, err := rootfs.OpenStore()
+	if err != nil {
+		return err
+	}
+	dir, name, err := store.Resolve(c.Rootfs)
+	if errors.Is(err, rootfs.ErrUnknownRootfs) {
+		return withHint(err, "`nook list` shows the stored rootfs trees; a directory path needs a '/' (./"+c.Rootfs+")")
+	}
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		release, err := store.Acquire(name)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if c.User != "" || c.Group != "" {
+		host, err := rootfs.IsHostRoot(dir)
+		if err != nil {
+			return err
+		}
+		if host {
+			return fmt.Errorf("refusing --user/--group on %s: %w", c.Rootfs, rootfs.ErrHostRoot)
+		}
+	}
+	req := rootfs.PrepareRequest{
+		User:    rootfs.UserRequest{User: c.User, Group: c.Group},
+		Argv:    argv,
+		Workdir: c.Workdir,
+		Env:     env,
+		Term:    os.Getenv("TERM"),
+		Binds:   binds,
+	}
+	ephemeral := c.Ephemeral || len(layers) > 0
+
+	var code int
+	if mode == "root" {
+		code, err = runRoot(store, dir, layers, ephemeral, hb, req)
+	} else {
+		code, err = runRootless(store, dir, name, layers, ephemeral, hb, req)
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitStatus{code}
+	}
+	return nil
+}
+
+func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, hb hostBinds, req rootfs.PrepareRequest) (int, error) {
+	cfg := &rootmode.Config{Root: dir, Prepare: req, System: rootmode.System{
+		Proc: hb.proc, Dev: hb.dev, Sys: hb.sys, Files: hb.files,
+	}}
+	if ephemeral {
+		tmp, release, err := store.TempDir("run-")
+		if err != nil {
+			return rootfs.ExitToolFailure, err
+		}
+		defer release()
+		o := &rootmode.Overlay{
+			Upper:  filepath.Join(tmp, "upper"),
+			Work:   filepath.Join(tmp, "work"),
+			Merged: filepath.Join(tmp, "merged"),
+		}
+		for _, d := range []string{o.Upper, o.Work, o.Merged} {
+			if err := os.Mkdir(d, 0700); err != nil {
+				return rootfs.ExitToolFailure, fmt.Errorf("ephemeral run: %w", err)
+			}
+		}
+		// The merged tree's top directory gets the rootfs's mode and owner
+		// (overlayfs copies them from the upper directory).
+		if err := copyDirMeta(o.Upper, dir); err != nil {
+			return rootfs.ExitToolFailure, fmt.Errorf("ephemeral run: %w", err)
+		}
+		cfg.Overlay, cfg.Layers = o, layers
+	}
+	code, err := rootmode.Run(cfg)
+	var re *rootmode.Error
+	if errors.As(err, &re) {
+		return code, &codedError{err: err, code: code}
+	}
+	return code, err
+}
+
+func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemeral bool, hb hostBinds, req rootfs.PrepareRequest) (int, error) {
+	root := dir
+	opts := tracer.Options{}
+	if ephemeral {
+		tmp, release, err := store.TempDir("run-")
+		if err != nil {
+			return rootfs.ExitToolFailure, err
+		}
+		defer release()
+		// A real copy (reflinked where the file system can): hard links
+		// would let the guest's in-place writes reach the stored tree.
+		root = filepath.Join(tmp, "root")
+		if err := rootfs.CopyTree(root, dir); err != nil {
+			return rootfs.ExitToolFailure, fmt.Errorf("ephemeral copy of %s: %w", dir, err)
+		}
+		for _, l := range layers {
+			if err := rootfs.ApplyLayer(root, l); err != nil {
+				return rootfs.ExitToolFailure, fmt.Errorf("layer %s: %w", l, err)
+			}
+		}
+	} else if name != "" {
+		opts.OwnershipDB = store.OwnershipDB(name)
+	}
+	spec, _, err := rootfs.Prepare(root, req)
+	if err != nil {
+		return rootfs.ExitToolFailure, err
+	}
+	spec.Binds = append(hb.rootlessBinds(), spec.Binds...)
+	code, err := tracer.Run(spec, opts)
+	if err != nil {
+		if errors.Is(err, tracer.ErrUnavailable) {
+			return code, withHint(err, "rootless mode needs ptrace and seccomp; as root, use --mode root")
+		}
+		if code == rootfs.ExitNotFound || code == rootfs.ExitNotExecutable {
+			return code, &codedError{err: err, code: code}
+		}
+		return code, err
+	}
+	return code, nil
+}
+
+// copyDirMeta gives dst the permission bits and owner of src.
+func copyDirMeta(dst, src string) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, fi.Mode().Perm()|fi.Mode()&(os.ModeSticky|os.ModeSetgid|os.ModeSetuid)); err != nil {
+		return err
+	}
+	if st, ok := sysStat(fi); ok {
+		return os.Lchown(dst, int(st.Uid), int(st.Gid))
+	}
+	return nil
+}
+
+// parseBinds parses -b HOST[:GUEST]. The host path must exist; GUEST
+// defaults to HOST and must be absolute.
+func parseBinds(specs []string) ([]rootfs.Bind, error) {
+	var out []rootfs.Bind
+	for _, s := range specs {
+		host, guest, hasGuest := strings.Cut(s, ":")
+		if host == "" || hasGuest && guest == "" {
+			return nil, fmt.Errorf("invalid --bind %q (want HOST[:GUEST])", s)
+		}
+		abs, err := filepath.Abs(host)
+		if err != nil {
+			return nil, fmt.Errorf("--bind %s: %w", s, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--bind %s: host path: %w", s, err)
+		}
+		if !hasGuest {
+			guest = abs
+		}
+		if !path.IsAbs(guest) {
+			return nil, fmt.Errorf("invalid --bind %q: the guest path must be absolute", s)
+		}
+		out = append(out, rootfs.Bind{Host: abs, Guest: path.Clean(guest)})
+	}
+	return out, nil
+}
+
+// hostBinds is the parsed --host-binds list.
+type hostBinds struct {
+	proc, dev, sys bool
+	files          []string // host files present, bound at the same path
+}
+
+func parseHostBinds(list string) (hostBinds, error) {
+	var hb hostBinds
+	for _, item := range strings.Split(list, ",") {
+		switch strings.TrimSpace(item) {
+		case "":
+		case "proc":
+			hb.proc = true
+		case "dev":
+			hb.dev = true
+		case "sys":
+			hb.sys = true
+		case "resolv.conf", "hosts":
+			f := "/etc/" + strings.TrimSpace(item)
+			// A host without the file has nothing to share.
+			if _, err := os.Stat(f); err == nil {
+				hb.files = append(hb.files, f)
+			}
+		default:
+			return hb, fmt.Errorf("invalid --host-binds item %q (want proc, dev, sys, resolv.conf, hosts)", item)
+		}
+	}
+	return hb, nil
+}
+
+// rootlessBinds are the host binds as the tracer takes them: plain
+// host-path to guest-path maps.
+func (hb hostBinds) rootlessBinds() []rootfs.Bind {
+	var out []rootfs.Bind
+	for _, d := range []struct {
+		on  bool
+		dir string
+	}{{hb.proc, "/proc"}, {hb.dev, "/dev"}, {hb.sys, "/sys"}} {
+		if d.on {
+			out = append(out, rootfs.Bind{Host: d.dir, Guest: d.dir})
+		}
+	}
+	for _, f := range hb.files {
+		out = append(out, rootfs.Bind{Host: f, Guest: f})
+	}
+	return out
+}
+
+// expandEnv resolves bare -e KEY entries against nook's own environment
+// (dropping unset ones) so the guest side never sees the host's.
+func expandEnv(list []string) ([]string, error) {
+	var out []string
+	for _, kv := range list {
+		k, _, hasV := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid --env %q (want KEY=VALUE or KEY)", kv)
+		}
+		if !hasV {
+			v, ok := os.LookupEnv(k)
+			if !ok {
+				continue
+			}
+			kv = k + "=" + v
+		}
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
+func absLayers(list []string) ([]string, error) {
+	var out []string
+	for _, l := range list {
+		abs, err := filepath.Abs(l)
+		if err != nil {
+			return nil, fmt.Errorf("--layer %s: %w", l, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return nil, fmt.Errorf("--layer %s: %w", l, err)
+		}
+		out = append(out, abs)
+	}
+	return out, nil
+}
 
 type initCmd struct {
 	Args []string `arg:"" optional:"" passthrough:""`
 }
 
-func (c *initCmd) Run() error { return errors.New("__init: not implemented yet") }
+// Run is the child side of root mode; it never returns.
+func (c *initCmd) Run() error {
+	rootmode.Init()
+	return nil
+}
+
+func sysStat(fi os.FileInfo) (*syscall.Stat_t, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
+}

@@ -1,0 +1,344 @@
+package rootmode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"nook/rootfs"
+)
+
+// Init is the child side of Run, in its new mount namespace. It never
+// returns: it executes the command or exits with the status Run reports,
+// after writing the reason on the error pipe.
+func Init() {
+	unix.CloseOnExec(errorFd)
+	errPipe := os.NewFile(errorFd, "error pipe")
+	fail := func(code int, err error) {
+		b, _ := json.Marshal(&Error{Code: code, Msg: err.Error()})
+		errPipe.Write(b)
+		os.Exit(code)
+	}
+
+	cfgFile := os.NewFile(configFd, "config pipe")
+	data, err := io.ReadAll(cfgFile)
+	cfgFile.Close()
+	if err != nil {
+		fail(rootfs.ExitToolFailure, fmt.Errorf("read run config: %w", err))
+	}
+	var cfg Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		fail(rootfs.ExitToolFailure, fmt.Errorf("decode run config: %w", err))
+	}
+
+	spec, err := setup(&cfg)
+	if err != nil {
+		fail(rootfs.ExitToolFailure, err)
+	}
+	if err := enter(spec); err != nil {
+		fail(rootfs.ExitToolFailure, err)
+	}
+	code, err := execute(spec, cfg.ParentPID)
+	fail(code, err)
+}
+
+// setup builds the guest's view: the overlay and layers of an ephemeral
+// run, user setup, then the mounts. It returns the spec to start.
+func setup(cfg *Config) (*rootfs.RunSpec, error) {
+	// Nothing mounted from here on may propagate to the host. Slave rather
+	// than private: the host's later unmounts (a USB disk, an NFS share)
+	// still reach a long-running guest instead of keeping them busy.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return nil, fmt.Errorf("make / a slave mount: %w", err)
+	}
+	root := cfg.Root
+	if o := cfg.Overlay; o != nil {
+		opts := "lowerdir=" + escapeOverlay(cfg.Root) + ",upperdir=" + escapeOverlay(o.Upper) + ",workdir=" + escapeOverlay(o.Work)
+		if err := unix.Mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
+			return nil, fmt.Errorf("mount overlay of %s on %s: %w", cfg.Root, o.Merged, err)
+		}
+		root = o.Merged
+		// Layers go onto the overlay: deletions become whiteouts in the
+		// upper directory, so neither the rootfs nor the layers change and
+		// only the layers' contents are copied.
+		for _, l := range cfg.Layers {
+			if err := rootfs.ApplyLayer(root, l); err != nil {
+				return nil, fmt.Errorf("layer %s: %w", l, err)
+			}
+		}
+	}
+	spec, _, err := rootfs.Prepare(root, withChown(cfg.Prepare))
+	if err != nil {
+		return nil, err
+	}
+	// pivot_root needs the new root to be a mount point; the descriptors
+	// used for the mounts below are opened after this, so they land on the
+	// new mount and move with it.
+	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return nil, fmt.Errorf("bind %s onto itself: %w", root, err)
+	}
+	g, err := rootfs.OpenGuestRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Close()
+	if err := mountSystem(g, cfg.System); err != nil {
+		return nil, err
+	}
+	for _, b := range spec.Binds {
+		if err := bind(g, b.Host, b.Guest, false); err != nil {
+			return nil, err
+		}
+	}
+	return spec, nil
+}
+
+func withChown(r rootfs.PrepareRequest) rootfs.PrepareRequest {
+	r.User.Chown = true
+	return r
+}
+
+// escapeOverlay quotes the characters overlayfs's option parser splits on.
+func escapeOverlay(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `,`, `\,`, `:`, `\:`)
+	return r.Replace(p)
+}
+
+func mountSystem(g *rootfs.GuestRoot, s System) error {
+	if s.Proc {
+		if err := mountAt(g, "/proc", true, func(target string) error {
+			return unix.Mount("proc", target, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+		}); err != nil {
+			return fmt.Errorf("mount /proc: %w", err)
+		}
+	}
+	if s.Dev {
+		if err := bind(g, "/dev", "/dev", false); err != nil {
+			return err
+		}
+	}
+	if s.Sys {
+		if err := bind(g, "/sys", "/sys", false); err != nil {
+			return err
+		}
+	}
+	for _, f := range s.Files {
+		if err := bind(g, f, f, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bind mounts host path host (recursively) on guest path guest, creating
+// the mount point to match (a directory for a directory, an empty file for
+// anything else) when it is missing.
+func bind(g *rootfs.GuestRoot, host, guest string, readOnly bool) error {
+	var st unix.Stat_t
+	if err := unix.Stat(host, &st); err != nil {
+		return fmt.Errorf("bind %s: %w", host, err)
+	}
+	dir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	err := mountAt(g, guest, dir, func(target string) error {
+		return unix.Mount(host, target, "", unix.MS_BIND|unix.MS_REC, "")
+	})
+	if err != nil {
+		return fmt.Errorf("bind %s on %s: %w", host, guest, err)
+	}
+	if readOnly {
+		// The new mount is reached by a fresh lookup; the descriptor
+		// used to mount still names the covered mount point.
+		err := mountAt(g, guest, dir, func(target string) error {
+			return unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		})
+		if err != nil {
+			return fmt.Errorf("make %s read-only: %w", guest, err)
+		}
+	}
+	return nil
+}
+
+// mountAt calls do with a path naming guest path p of g, resolved inside the
+// guest tree (a guest symlink cannot move a mount point onto the host), and
+// creates p first when it is missing.
+func mountAt(g *rootfs.GuestRoot, p string, dir bool, do func(target string) error) error {
+	st, err := g.Stat(p)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		if dir {
+			_, err = g.MkdirAll(p, 0755, true)
+		} else {
+			if _, err = g.MkdirAll(path.Dir(path.Clean("/"+p)), 0755, true); err == nil {
+				var f *os.File
+				f, err = g.Open(p, unix.O_WRONLY|unix.O_CREAT, 0644)
+				if err == nil {
+					f.Close()
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("create mount point: %w", err)
+		}
+	case err != nil:
+		return err
+	default:
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if isDir != dir {
+			if dir {
+				return fmt.Errorf("guest %s is not a directory", p)
+			}
+			return fmt.Errorf("guest %s is a directory", p)
+		}
+	}
+	f, err := g.Open(p, unix.O_PATH, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return do(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+}
+
+// enter makes the guest tree the root and the working directory current,
+// as root, before privileges are dropped.
+func enter(spec *rootfs.RunSpec) error {
+	if err := unix.Chdir(spec.Root); err != nil {
+		return fmt.Errorf("chdir %s: %w", spec.Root, err)
+	}
+	// pivot_root rather than chroot: the host's tree is unmounted from the
+	// namespace, so not even the guest's root can chroot its way out.
+	if err := unix.PivotRoot(".", "."); err == nil {
+		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("detach the host's root: %w", err)
+		}
+	} else if err == unix.EINVAL {
+		// The host's / is the initramfs rootfs, which cannot be pivoted
+		// away (pivot_root(2)); chroot is what is left.
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot %s: %w", spec.Root, err)
+		}
+	} else {
+		return fmt.Errorf("pivot_root %s: %w", spec.Root, err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	if err := unix.Chdir(spec.Workdir); err != nil {
+		return fmt.Errorf("working directory %s: %w", spec.Workdir, err)
+	}
+	return nil
+}
+
+// execute drops to the guest user and executes the command; it returns only
+// on failure, with the exit status to report.
+func execute(spec *rootfs.RunSpec, parent int) (int, error) {
+	u := spec.User
+	groups := u.Groups
+	if groups == nil {
+		groups = []int{}
+	}
+	// setgroups and setgid while still privileged, setuid last. The
+	// syscall package applies them to every thread of the process.
+	if err := syscall.Setgroups(groups); err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(u.GID); err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("setgid %d: %w", u.GID, err)
+	}
+	if err := syscall.Setuid(u.UID); err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("setuid %d: %w", u.UID, err)
+	}
+	// A credential change clears the parent-death signal; set it again,
+	// and give up if nook already died in between.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("set parent-death signal: %w", err)
+	}
+	if os.Getppid() != parent {
+		return rootfs.ExitToolFailure, errors.New("nook exited before the command started")
+	}
+
+	pathEnv, _ := rootfs.GetEnv(spec.Env, "PATH")
+	prog, code, err := lookPath(spec.Argv[0], pathEnv)
+	if err != nil {
+		return code, err
+	}
+	argv := append([]string(nil), spec.Argv...)
+	if spec.Login {
+		argv[0] = "-" + path.Base(argv[0])
+	}
+	for {
+		err = unix.Exec(prog, argv, spec.Env)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	code = rootfs.ExitNotExecutable
+	if err == unix.ENOENT {
+		// The file exists (lookPath saw it), so its interpreter or ELF
+		// loader is what is missing.
+		code = rootfs.ExitNotFound
+		return code, fmt.Errorf("%s: %w (its interpreter or dynamic loader is missing in the guest)", spec.Argv[0], err)
+	}
+	return code, fmt.Errorf("%s: %w", spec.Argv[0], err)
+}
+
+// lookPath finds the command in the guest's PATH as execvp(3) does, from
+// inside the guest root and with the guest user's permissions: a name
+// with a slash is used as is; otherwise the first executable regular file
+// in PATH wins, and a file found but not executable gives 126 rather than
+// 127.
+func lookPath(file, pathEnv string) (string, int, error) {
+	if file == "" {
+		return "", rootfs.ExitNotFound, errors.New("empty command name")
+	}
+	if strings.Contains(file, "/") {
+		if err := checkExec(file); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				return "", rootfs.ExitNotFound, fmt.Errorf("%s: command not found in the guest", file)
+			}
+			return "", rootfs.ExitNotExecutable, fmt.Errorf("%s: %w", file, err)
+		}
+		return file, 0, nil
+	}
+	var denied error
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, file)
+		err := checkExec(p)
+		if err == nil {
+			return p, 0, nil
+		}
+		if denied == nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
+			denied = fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	if denied != nil {
+		return "", rootfs.ExitNotExecutable, denied
+	}
+	return "", rootfs.ExitNotFound, fmt.Errorf("%s: command not found in the guest (PATH=%s)", file, pathEnv)
+}
+
+func checkExec(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EISDIR
+	}
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return unix.EACCES
+	}
+	return nil
+}
