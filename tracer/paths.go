@@ -1,0 +1,330 @@
+package tracer
+
+import (
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nook/pathmap"
+)
+
+// followRule says whether a call follows a symlink in the final component
+// of its path.
+type followRule uint8
+
+const (
+	followAlways   followRule = iota
+	followNever               // lstat, unlink, mkdir, rename, ...: the link itself
+	followUnlessAt            // flags argument: AT_SYMLINK_NOFOLLOW
+	followIfAt                // flags argument: AT_SYMLINK_FOLLOW (linkat)
+	followOpen                // open flags: O_NOFOLLOW, O_CREAT|O_EXCL
+	followInotify             // mask: IN_DONT_FOLLOW
+	followFanotify            // flags: FAN_MARK_DONT_FOLLOW
+	// followParent: the call acts on the last component itself (creates,
+	// removes or renames it): only its parent is resolved (see
+	// pathmap.Request.Parent).
+	followParent
+)
+
+const noArg = -1
+
+// pathArg describes one path argument of a syscall.
+type pathArg struct {
+	dir    int8 // argument index of the dirfd; noArg: AT_FDCWD
+	path   int8 // argument index of the path
+	flags  int8 // argument index of the flags the follow rule reads
+	follow followRule
+	empty  bool // AT_EMPTY_PATH in flags makes "" name the dirfd
+	null   bool // a NULL path names the dirfd (utimensat, ...)
+	busy   bool // fails with EBUSY on a bind mount point (removal, rename)
+}
+
+func p0(f followRule) pathArg { return pathArg{dir: noArg, path: 0, flags: noArg, follow: f} }
+func pAt(d, p int8, f followRule) pathArg {
+	return pathArg{dir: d, path: p, flags: noArg, follow: f}
+}
+func busy(a pathArg) pathArg { a.busy = true; return a }
+func pAtFlags(d, p, fl int8, f followRule, empty bool) pathArg {
+	return pathArg{dir: d, path: p, flags: fl, follow: f, empty: empty}
+}
+
+// Every x86_64 syscall that takes file names (field notes, section 3),
+// except those handled specially (execve, openat2, readlink, getcwd,
+// sockets) or refused (deny.go).
+var pathSyscalls = map[int][]pathArg{
+	unix.SYS_OPEN:              {{dir: noArg, path: 0, flags: 1, follow: followOpen}},
+	unix.SYS_CREAT:             {p0(followAlways)},
+	unix.SYS_OPENAT:            {{dir: 0, path: 1, flags: 2, follow: followOpen}},
+	unix.SYS_STAT:              {p0(followAlways)},
+	unix.SYS_LSTAT:             {p0(followNever)},
+	unix.SYS_NEWFSTATAT:        {pAtFlags(0, 1, 3, followUnlessAt, true)},
+	unix.SYS_STATX:             {{dir: 0, path: 1, flags: 2, follow: followUnlessAt, empty: true, null: true}},
+	unix.SYS_ACCESS:            {p0(followAlways)},
+	unix.SYS_FACCESSAT:         {pAt(0, 1, followAlways)},
+	unix.SYS_FACCESSAT2:        {pAtFlags(0, 1, 3, followUnlessAt, true)},
+	unix.SYS_MKDIR:             {p0(followParent)},
+	unix.SYS_MKDIRAT:           {pAt(0, 1, followParent)},
+	unix.SYS_RMDIR:             {busy(p0(followParent))},
+	unix.SYS_UNLINK:            {busy(p0(followParent))},
+	unix.SYS_UNLINKAT:          {busy(pAt(0, 1, followParent))},
+	unix.SYS_RENAME:            {busy(p0(followParent)), busy(pathArg{dir: noArg, path: 1, flags: noArg, follow: followParent})},
+	unix.SYS_RENAMEAT:          {busy(pAt(0, 1, followParent)), busy(pAt(2, 3, followParent))},
+	unix.SYS_RENAMEAT2:         {busy(pAt(0, 1, followParent)), busy(pAt(2, 3, followParent))},
+	unix.SYS_LINK:              {p0(followNever), {dir: noArg, path: 1, flags: noArg, follow: followParent}},
+	unix.SYS_LINKAT:            {pAtFlags(0, 1, 4, followIfAt, true), pAt(2, 3, followParent)},
+	unix.SYS_SYMLINK:           {{dir: noArg, path: 1, flags: noArg, follow: followParent}},
+	unix.SYS_SYMLINKAT:         {pAt(1, 2, followParent)},
+	unix.SYS_MKNOD:             {p0(followParent)},
+	unix.SYS_MKNODAT:           {pAt(0, 1, followParent)},
+	unix.SYS_CHMOD:             {p0(followAlways)},
+	unix.SYS_FCHMODAT:          {pAt(0, 1, followAlways)},
+	unix.SYS_FCHMODAT2:         {pAtFlags(0, 1, 3, followUnlessAt, true)},
+	unix.SYS_CHOWN:             {p0(followAlways)},
+	unix.SYS_LCHOWN:            {p0(followNever)},
+	unix.SYS_FCHOWNAT:          {pAtFlags(0, 1, 4, followUnlessAt, true)},
+	unix.SYS_TRUNCATE:          {p0(followAlways)},
+	unix.SYS_UTIME:             {p0(followAlways)},
+	unix.SYS_UTIMES:            {p0(followAlways)},
+	unix.SYS_FUTIMESAT:         {{dir: 0, path: 1, flags: noArg, follow: followAlways, null: true}},
+	unix.SYS_UTIMENSAT:         {{dir: 0, path: 1, flags: 3, follow: followUnlessAt, empty: true, null: true}},
+	unix.SYS_STATFS:            {p0(followAlways)},
+	unix.SYS_GETXATTR:          {p0(followAlways)},
+	unix.SYS_LGETXATTR:         {p0(followNever)},
+	unix.SYS_SETXATTR:          {p0(followAlways)},
+	unix.SYS_LSETXATTR:         {p0(followNever)},
+	unix.SYS_LISTXATTR:         {p0(followAlways)},
+	unix.SYS_LLISTXATTR:        {p0(followNever)},
+	unix.SYS_REMOVEXATTR:       {p0(followAlways)},
+	unix.SYS_LREMOVEXATTR:      {p0(followNever)},
+	sysSetxattrat:              {pAtFlags(0, 1, 2, followUnlessAt, true)},
+	sysGetxattrat:              {pAtFlags(0, 1, 2, followUnlessAt, true)},
+	sysListxattrat:             {pAtFlags(0, 1, 2, followUnlessAt, true)},
+	sysRemovexattrat:           {pAtFlags(0, 1, 2, followUnlessAt, true)},
+	sysFileGetattr:             {pAtFlags(0, 1, 4, followUnlessAt, true)},
+	sysFileSetattr:             {pAtFlags(0, 1, 4, followUnlessAt, true)},
+	unix.SYS_INOTIFY_ADD_WATCH: {{dir: noArg, path: 1, flags: 2, follow: followInotify}},
+	unix.SYS_FANOTIFY_MARK:     {{dir: 3, path: 4, flags: 1, follow: followFanotify, null: true}},
+	unix.SYS_QUOTACTL:          {{dir: noArg, path: 1, flags: noArg, follow: followAlways, null: true}},
+}
+
+// Syscalls newer than golang.org/x/sys's tables.
+const (
+	sysSetxattrat    = 463
+	sysGetxattrat    = 464
+	sysListxattrat   = 465
+	sysRemovexattrat = 466
+	sysOpenTreeAttr  = 467
+	sysFileGetattr   = 468
+	sysFileSetattr   = 469
+)
+
+func init() {
+	for nr, args := range pathSyscalls {
+		args := args
+		Register(nr, Hook{Entry: func(c *Call) {
+			for _, a := range args {
+				if !c.tr.translateArg(c, a) {
+					return
+				}
+			}
+		}})
+	}
+	// A rename can move the directory a cached working directory is in.
+	for _, nr := range []int{unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2} {
+		Register(nr, Hook{Entry: func(c *Call) { c.tr.gen++ }})
+	}
+	Register(unix.SYS_CHDIR, Hook{Entry: chdirEntry, Exit: chdirExit})
+	Register(unix.SYS_FCHDIR, Hook{Exit: chdirExit})
+}
+
+// follows evaluates a's follow rule for the call.
+func (a pathArg) follows(c *Call) bool {
+	var fl uint64
+	if a.flags != noArg {
+		fl = c.Arg(int(a.flags))
+	}
+	switch a.follow {
+	case followNever:
+		return false
+	case followUnlessAt:
+		return fl&unix.AT_SYMLINK_NOFOLLOW == 0
+	case followIfAt:
+		return fl&unix.AT_SYMLINK_FOLLOW != 0
+	case followOpen:
+		return fl&unix.O_NOFOLLOW == 0 && fl&(unix.O_CREAT|unix.O_EXCL) != unix.O_CREAT|unix.O_EXCL
+	case followInotify:
+		return fl&unix.IN_DONT_FOLLOW == 0
+	case followFanotify:
+		return fl&unix.FAN_MARK_DONT_FOLLOW == 0
+	}
+	return true
+}
+
+// translateArg rewrites one path argument of c to its host path. It reports
+// false when it failed the call.
+func (tr *tracer) translateArg(c *Call, a pathArg) bool {
+	addr := c.Arg(int(a.path))
+	if addr == 0 && a.null {
+		return true
+	}
+	p, err := c.ReadString(addr)
+	if err != nil {
+		c.Fail(errnoOf(err))
+		return false
+	}
+	if p == "" && a.empty && a.flags != noArg && c.Arg(int(a.flags))&unix.AT_EMPTY_PATH != 0 {
+		// The call operates on the dirfd itself, already a host file.
+		return true
+	}
+	dir := noArg
+	if a.dir != noArg {
+		dir = int(a.dir)
+	}
+	res, errno := tr.resolve(c, dir, pathmap.Request{Path: p, Follow: a.follows(c), Parent: a.follow == followParent})
+	if errno == 0 && res.Mount && a.busy {
+		errno = unix.EBUSY
+	}
+	if errno != 0 {
+		c.Fail(errno)
+		return false
+	}
+	c.SetArg(int(a.path), c.PushString(res.Host))
+	return true
+}
+
+// resolve translates guest path p of the calling thread, relative to the
+// dirfd in argument dirArg (noArg: the working directory).
+func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Result, unix.Errno) {
+	req.Cwd, req.Proc = "/", &tr.proc
+	p := req.Path
+	if p == "" {
+		return pathmap.Result{}, unix.ENOENT
+	}
+	if p[0] != '/' {
+		fd := int32(unix.AT_FDCWD)
+		if dirArg != noArg {
+			fd = int32(c.Arg(dirArg))
+		}
+		if fd == unix.AT_FDCWD {
+			cwd, err := tr.cwdOf(c.T)
+			if err != nil {
+				return pathmap.Result{}, errnoOf(err)
+			}
+			req.Cwd = cwd
+		} else {
+			d, errno := tr.fdGuest(c.T.Tid, int(fd))
+			if errno != 0 {
+				return pathmap.Result{}, errno
+			}
+			req.Dir = d
+		}
+	}
+	res, err := tr.m.Resolve(req)
+	if err != nil {
+		return pathmap.Result{}, errnoOf(err)
+	}
+	return res, 0
+}
+
+// fdGuest returns the guest path of the file open on fd in thread tid.
+func (tr *tracer) fdGuest(tid, fd int) (string, unix.Errno) {
+	if fd < 0 {
+		return "", unix.EBADF
+	}
+	host, err := readlinkProc(tid, "fd/"+strconv.Itoa(fd))
+	if err != nil {
+		return "", unix.EBADF
+	}
+	if !strings.HasPrefix(host, "/") {
+		// pipe:[N], socket:[N], anon_inode:...: not a directory.
+		return "", unix.ENOTDIR
+	}
+	g, err := tr.m.ToGuest(host)
+	if err != nil {
+		if strings.HasSuffix(host, " (deleted)") {
+			return "", unix.ENOENT
+		}
+		// A directory the guest cannot see (inherited from the host):
+		// resolving relative to it would escape the guest.
+		return "", unix.EACCES
+	}
+	return g, 0
+}
+
+// cwdOf returns the guest working directory of t's process.
+func (tr *tracer) cwdOf(t *Thread) (string, error) {
+	p := t.P
+	if p.cwd != "" && p.cwdGen == tr.gen {
+		return p.cwd, nil
+	}
+	host, err := readlinkProc(t.Tid, "cwd")
+	if err != nil {
+		return "", err
+	}
+	g, err := tr.m.ToGuest(host)
+	if err != nil {
+		return "", unix.ENOENT
+	}
+	p.cwd, p.cwdGen = g, tr.gen
+	return g, nil
+}
+
+// guestOfLink reads the magic link /proc/PID/NAME and maps it to the guest.
+func (tr *tracer) guestOfLink(pid int, name string) (string, error) {
+	host, err := readlinkProc(pid, name)
+	if err != nil {
+		return "", err
+	}
+	return tr.m.ToGuest(host)
+}
+
+// readlinkProc reads /proc/PID/NAME.
+func readlinkProc(pid int, name string) (string, error) {
+	var buf [unix.PathMax]byte
+	p := "/proc/" + strconv.Itoa(pid) + "/" + name
+	for {
+		n, err := unix.Readlink(p, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+// follow is the request for path p, following a final symlink.
+func follow(p string) pathmap.Request { return pathmap.Request{Path: p, Follow: true} }
+
+type chdirScratch struct{ guest string }
+
+func chdirEntry(c *Call) {
+	p, err := c.ReadString(c.Arg(0))
+	if err != nil {
+		c.Fail(errnoOf(err))
+		return
+	}
+	res, errno := c.tr.resolve(c, noArg, follow(p))
+	if errno != 0 {
+		c.Fail(errno)
+		return
+	}
+	c.SetArg(0, c.PushString(res.Host))
+	c.T.Scratch = chdirScratch{res.Guest}
+}
+
+// chdirExit updates the cached working directory once the change is done
+// (at entry another thread could still refill the cache with the old one).
+func chdirExit(c *Call) {
+	if c.Result() != 0 {
+		return
+	}
+	p := c.T.P
+	if s, ok := c.T.Scratch.(chdirScratch); ok && s.guest != "" {
+		p.cwd, p.cwdGen = s.guest, c.tr.gen
+		return
+	}
+	p.cwd = ""
+}

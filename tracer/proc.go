@@ -1,0 +1,150 @@
+package tracer
+
+import (
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"nook/pathmap"
+)
+
+func init() {
+	Register(unix.SYS_GETCWD, Hook{Entry: getcwdEntry})
+	Register(unix.SYS_READLINK, Hook{Entry: func(c *Call) { readlinkEntry(c, noArg, 0, 1, 2) }})
+	Register(unix.SYS_READLINKAT, Hook{Entry: func(c *Call) { readlinkEntry(c, 0, 1, 2, 3) }})
+}
+
+// getcwdEntry emulates getcwd(buf, size) entirely: the kernel's answer
+// would be a host path.
+func getcwdEntry(c *Call) {
+	cwd, err := c.tr.cwdOf(c.T)
+	if err != nil {
+		c.Fail(unix.ENOENT)
+		return
+	}
+	size := c.Arg(1)
+	n := uint64(len(cwd) + 1)
+	if size < n {
+		c.Fail(unix.ERANGE)
+		return
+	}
+	b := append([]byte(cwd), 0)
+	if err := c.Write(c.Arg(0), b); err != nil {
+		c.Fail(unix.EFAULT)
+		return
+	}
+	c.Return(int64(n))
+}
+
+// readlinkEntry translates the path of readlink(at); for the magic links of
+// /proc (exe, cwd, root, fd/N of guest processes) it emulates the call with
+// the guest path of the target. Other symlinks' contents are guest paths
+// already.
+func readlinkEntry(c *Call, dirArg, pathArg, bufArg, sizeArg int) {
+	p, err := c.ReadString(c.Arg(pathArg))
+	if err != nil {
+		c.Fail(errnoOf(err))
+		return
+	}
+	if p == "" {
+		if dirArg == noArg {
+			c.Fail(unix.ENOENT)
+		}
+		// readlinkat(fd, "") reads the symlink fd was opened on (O_PATH).
+		return
+	}
+	res, errno := c.tr.resolve(c, dirArg, pathmap.Request{Path: p})
+	if errno != 0 {
+		c.Fail(errno)
+		return
+	}
+	if target, ok := c.tr.procLink(res.Host); ok {
+		if int64(c.Arg(sizeArg)) <= 0 || int32(c.Arg(sizeArg)) <= 0 {
+			c.Fail(unix.EINVAL)
+			return
+		}
+		b := []byte(target)
+		if uint64(len(b)) > c.Arg(sizeArg) {
+			b = b[:c.Arg(sizeArg)]
+		}
+		if err := c.Write(c.Arg(bufArg), b); err != nil {
+			c.Fail(unix.EFAULT)
+			return
+		}
+		c.Return(int64(len(b)))
+		return
+	}
+	c.SetArg(pathArg, c.PushString(res.Host))
+}
+
+// procLink returns the guest view of host path h when it is a magic link of
+// a guest process: /proc/PID/{exe,cwd,root,fd/N}, also under task/TID.
+func (tr *tracer) procLink(h string) (string, bool) {
+	rest, ok := strings.CutPrefix(h, "/proc/")
+	if !ok {
+		return "", false
+	}
+	pidStr, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", false
+	}
+	var pid int
+	switch pidStr {
+	case "self":
+		pid = tr.proc.cur.P.Tgid
+	case "thread-self":
+		pid = tr.proc.cur.Tid
+	default:
+		n, err := strconv.Atoi(pidStr)
+		if err != nil {
+			return "", false
+		}
+		pid = n
+	}
+	if t, ok := strings.CutPrefix(rest, "task/"); ok {
+		tidStr, r, ok := strings.Cut(t, "/")
+		if !ok {
+			return "", false
+		}
+		n, err := strconv.Atoi(tidStr)
+		if err != nil {
+			return "", false
+		}
+		pid, rest = n, r
+	}
+	th, ok := tr.threads[pid]
+	if !ok {
+		return "", false
+	}
+	switch {
+	case rest == "exe":
+		if th.P.Exe != "" {
+			return th.P.Exe, true
+		}
+		g, err := tr.guestOfLink(pid, "exe")
+		return g, err == nil
+	case rest == "cwd":
+		g, err := tr.cwdOf(th)
+		return g, err == nil
+	case rest == "root":
+		return "/", true
+	case strings.HasPrefix(rest, "fd/"):
+		host, err := readlinkProc(pid, rest)
+		if err != nil {
+			return "", false
+		}
+		if !strings.HasPrefix(host, "/") {
+			return host, true
+		}
+		deleted := ""
+		if h, ok := strings.CutSuffix(host, " (deleted)"); ok {
+			host, deleted = h, " (deleted)"
+		}
+		if g, err := tr.m.ToGuest(host); err == nil {
+			return g + deleted, true
+		}
+		return host + deleted, true
+	}
+	return "", false
+}

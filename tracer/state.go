@@ -1,0 +1,142 @@
+package tracer
+
+import (
+	"golang.org/x/sys/unix"
+
+	"nook/pathmap"
+)
+
+// Creds are a guest process's fake credentials (the simple model: set*id
+// calls always succeed and get*id report what was set).
+type Creds struct {
+	Ruid, Euid, Suid, Fsuid int
+	Rgid, Egid, Sgid, Fsgid int
+	Groups                  []int
+}
+
+// Process is the state shared by the threads of one guest process. Fork
+// copies it; a thread shares it. Files of this package may add their own
+// state through Own (set in a ProcessHook).
+type Process struct {
+	Tgid  int
+	Exe   string // guest path of the running program; "" if unknown
+	Creds Creds
+
+	// cwd caches the guest path of the working directory; valid while
+	// cwdGen equals the tracer's generation (renames and chdir bump it).
+	cwd    string
+	cwdGen uint64
+
+	// Own is free for other files of the package (fake ownership state).
+	Own any
+}
+
+// Thread is the state of one traced thread.
+type Thread struct {
+	Tid int
+	P   *Process
+
+	// pendingExe is the guest path of the program an execve in progress
+	// runs; it becomes P.Exe at the exec event.
+	pendingExe string
+	// exitNr is the syscall whose exit stop is expected, -1 for none.
+	exitNr int
+	// last is what the last translated call wrote, to redo after a
+	// restart (see Call.restarted).
+	last restartState
+
+	// Own is free for other files of the package; Scratch for a hook to
+	// carry a value from Entry to Exit of the same call.
+	Own     any
+	Scratch any
+}
+
+// restartState remembers the scratch writes of the last translated call of
+// a thread: a call interrupted by a signal with -ERESTARTSYS is re-executed
+// by the kernel with the registers the tracer set, after a signal handler
+// may have overwritten the scratch area below the stack pointer.
+type restartState struct {
+	valid bool
+	nr    uint64
+	sp    uint64
+	args  [6]uint64
+	data  []byte // the written bytes, concatenated
+	addrs []write
+}
+
+// ProcessHook lets other files of the package attach state to processes:
+// it runs when a process is created (parent is nil for the first one) and
+// when a thread is created (thread true, child == parent).
+var processHooks []func(parent, child *Process, thread bool)
+
+// OnProcess registers a hook run at every process or thread creation.
+func OnProcess(h func(parent, child *Process, thread bool)) {
+	processHooks = append(processHooks, h)
+}
+
+// tracer is the state of one traced guest; all of it is used only by the
+// goroutine that runs the ptrace loop.
+type tracer struct {
+	m       *pathmap.Mapper
+	root    string
+	threads map[int]*Thread
+	// unannounced holds new tids whose first stop came before their
+	// parent's fork/clone event, with that stop's status.
+	unannounced map[int]unix.WaitStatus
+	initial     int // pid of the guest's first process
+	gen         uint64
+
+	// readBuf and the iovecs are reused by every stop to avoid allocation.
+	readBuf []byte
+	call    Call
+	proc    procHook
+
+	loaders map[loaderKey]bool // does this dynamic loader accept --argv0
+
+	// unix socket paths too long for sun_path go through O_PATH
+	// descriptors of their directory, held here.
+	sockDirs map[string]int
+}
+
+// procHook answers pathmap's questions about the calling process.
+type procHook struct {
+	tr  *tracer
+	cur *Thread
+}
+
+func (h *procHook) Self() (int, int) { return h.cur.P.Tgid, h.cur.Tid }
+
+func (h *procHook) Link(pid int, name string) (string, bool) {
+	t, ok := h.tr.threads[pid]
+	if !ok {
+		return "", false
+	}
+	switch name {
+	case "exe":
+		if t.P.Exe != "" {
+			return t.P.Exe, true
+		}
+		g, err := h.tr.guestOfLink(pid, "exe")
+		return g, err == nil
+	case "cwd":
+		g, err := h.tr.cwdOf(t)
+		return g, err == nil
+	case "root":
+		return "/", true
+	}
+	return "", false
+}
+
+func newProcess(tgid int) *Process {
+	return &Process{Tgid: tgid}
+}
+
+// forkProcess returns the state of a new process forked from parent.
+func forkProcess(parent *Process, tgid int) *Process {
+	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdGen: parent.cwdGen}
+	p.Creds.Groups = append([]int(nil), parent.Creds.Groups...)
+	for _, h := range processHooks {
+		h(parent, p, false)
+	}
+	return p
+}
