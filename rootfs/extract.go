@@ -136,13 +136,13 @@ func Extract(ctx context.Context, dst string, r io.Reader, opt ExtractOptions) (
 
 // archiveErr turns the reader's errors into messages a user can act on.
 func archiveErr(err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "truncated") {
 		return fmt.Errorf("archive is truncated: %w", err)
 	}
 	if errors.Is(err, tar.ErrHeader) {
 		return fmt.Errorf("not a tar archive or corrupt: %w", err)
 	}
-	return fmt.Errorf("reading archive: %w", err)
+	return err
 }
 
 // extractor holds the state of one extraction into root.
@@ -235,10 +235,11 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return fmt.Errorf("%w: the top directory cannot become a %s", ErrUnsafeEntry, typeName(hdr.Typeflag))
 		}
-		if !x.opt.Layer {
-			x.deferDir(rel, hdr)
+		if x.opt.Layer {
+			return nil
 		}
-		return nil
+		x.deferDir(rel, hdr)
+		return x.record(rel, hdr)
 	}
 	dir, base := path.Split(rel)
 	dir = path.Clean(dir)
@@ -540,17 +541,32 @@ func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
 	if x.ctx.Done() != nil {
 		body = ctxReader{x.ctx, body}
 	}
-	n, err := io.CopyN(f, body, size)
-	if err == io.EOF {
+	rec := &readErr{r: body}
+	n, err := io.CopyN(f, rec, size)
+	switch {
+	case err == nil:
+		return nil
+	case err == io.EOF:
 		return fmt.Errorf("archive is truncated: %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
-	}
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("archive is truncated: %w", err)
-		}
+	case err != rec.err:
 		return fmt.Errorf("write: %w", err)
 	}
-	return nil
+	return archiveErr(err)
+}
+
+// readErr remembers the error of its reader, to tell a bad archive from a
+// full disk after io.Copy.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // ctxReader makes a long copy stop when the import is interrupted.

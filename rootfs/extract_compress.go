@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/bzip2"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -44,6 +46,20 @@ type decompressed struct {
 	close func() error
 }
 
+// Read tags the decompressor's errors, which would otherwise reach the
+// user as a bare "flate: corrupt input".
+func (d *decompressed) Read(p []byte) (int, error) {
+	n, err := d.Reader.Read(p)
+	if err != nil && err != io.EOF && d.kind != None {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%s stream is truncated: %w", d.kind, err)
+		} else if !errors.Is(err, context.Canceled) {
+			err = fmt.Errorf("corrupt %s data: %w", d.kind, err)
+		}
+	}
+	return n, err
+}
+
 func (d *decompressed) Close() error {
 	if d.close != nil {
 		return d.close()
@@ -57,8 +73,8 @@ func (d *decompressed) drain() error {
 	if d.kind == None {
 		return nil
 	}
-	if _, err := io.Copy(io.Discard, d.Reader); err != nil {
-		return fmt.Errorf("%s stream: %w", d.kind, err)
+	if _, err := io.Copy(io.Discard, d); err != nil {
+		return err
 	}
 	return nil
 }
