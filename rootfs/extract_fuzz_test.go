@@ -48,9 +48,9 @@ func decodeFuzz(data []byte, outside string) []ent {
 // fed to the tar reader as is) or entry mode (decodeFuzz), and layer mode.
 func FuzzExtract(f *testing.F) {
 	f.Add([]byte{1, 0, 0})
-	f.Add([]byte{2, 2, 6, 0, 10 + 12*0, 0, 0, 22, 0})         // symlink then write through
-	f.Add([]byte{2, 2, 4, 0, 2 + 12*1, 0})                     // symlink to ../outside, then a/a
-	f.Add([]byte{3, 3, 0, 5, 1, 0, 1, 1 + 12*0, 0})            // hard link out, dir over it
+	f.Add([]byte{2, 2, 6, 0, 10 + 12*0, 0, 0, 22, 0})           // symlink then write through
+	f.Add([]byte{2, 2, 4, 0, 2 + 12*1, 0})                      // symlink to ../outside, then a/a
+	f.Add([]byte{3, 3, 0, 5, 1, 0, 1, 1 + 12*0, 0})             // hard link out, dir over it
 	f.Add([]byte{1, 1, 8, 0, 0, 1, 0x41, 0 + 12*8, 0, 2, 4, 0}) // opaque dir in a layer
 	f.Add([]byte{0, 'n', 'o', 't', ' ', 'a', ' ', 't', 'a', 'r'})
 	f.Fuzz(func(t *testing.T, data []byte) {
