@@ -113,7 +113,9 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 // stopped handles one ptrace stop of a known thread and resumes it.
 func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
 	sig := ws.StopSignal()
-	event := ws.TrapCause()
+	// The ptrace event is in bits 16-23 (WaitStatus.TrapCause reports it
+	// only for SIGTRAP stops, but PTRACE_EVENT_STOP comes with others).
+	event := int(uint32(ws)>>16) & 0xff
 	var err error
 	switch {
 	case sig == unix.SIGTRAP|0x80:

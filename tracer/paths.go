@@ -224,7 +224,52 @@ func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Res
 	if err != nil {
 		return pathmap.Result{}, errnoOf(err)
 	}
+	if tr.foreignMagic(res.Host) {
+		return pathmap.Result{}, unix.EACCES
+	}
 	return res, 0
+}
+
+// foreignMagic reports whether host path h goes through a magic link of a
+// process that is not a guest's (/proc/PID/{root,cwd,exe,fd/N,map_files/X}
+// of nook itself or of another host process). pathmap leaves magic links
+// it cannot map to the kernel, which would follow them to wherever that
+// process's root, cwd or files are on the host: out of the guest. The
+// kernel denies these links for processes one may not ptrace with EACCES;
+// the guest gets the same for processes outside it.
+func (tr *tracer) foreignMagic(h string) bool {
+	rest, ok := strings.CutPrefix(h, "/proc/")
+	if !ok {
+		return false
+	}
+	pidStr, rest, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil {
+		return false
+	}
+	if t, ok := strings.CutPrefix(rest, "task/"); ok {
+		tidStr, r, ok := strings.Cut(t, "/")
+		if !ok {
+			return false
+		}
+		if tid, err := strconv.Atoi(tidStr); err == nil {
+			pid, rest = tid, r
+		}
+	}
+	if _, guest := tr.threads[pid]; guest {
+		return false
+	}
+	comp, sub, _ := strings.Cut(rest, "/")
+	switch comp {
+	case "root", "cwd", "exe":
+		return true
+	case "fd", "map_files":
+		return sub != ""
+	}
+	return false
 }
 
 // fdGuest returns the guest path of the file open on fd in thread tid.
