@@ -75,12 +75,30 @@ func (s *Store) Chown(st Stat, rel string, uid, gid uint32, c *Creds, h Host) er
 	return s.save(st, r, h)
 }
 
-// Chmod records chmod(2) to mode. realApplied says whether the tracer
-// also set mode&0777 on the file itself (it does when the real user owns
-// it); the set-user-ID, set-group-ID and sticky bits are never put on
-// disk. As in the kernel, set-group-ID is dropped when the caller is
-// neither in the file's group nor has CAP_FSETID.
-func (s *Store) Chmod(st Stat, rel string, mode uint32, realApplied bool, c *Creds, h Host) error {
+// DiskMode is the permission bits to put on disk when the guest chmods a
+// file of the real user to mode: the requested bits for group and others,
+// which keeps other real users exactly as restricted as asked, but never
+// less than read and write (and search, for a directory) for the owner, so
+// that the guest root keeps passing the real kernel's checks on its own
+// files as real root would (reading a 0000 file, creating in a 0555
+// directory). The set-user-ID, set-group-ID and sticky bits are never put
+// on disk. The guest sees the requested mode through the record.
+func DiskMode(typ, mode uint32) uint32 {
+	switch typ & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return mode&0o777 | 0o700
+	case unix.S_IFREG:
+		return mode&0o777 | 0o600
+	}
+	return mode & 0o777
+}
+
+// Chmod records chmod(2) to mode. st is the file's real stat after the
+// tracer applied DiskMode to it (when the real user owns it; otherwise the
+// unchanged stat). As in the kernel, set-group-ID is dropped from a
+// non-directory when the caller is neither in the file's group nor has
+// CAP_FSETID.
+func (s *Store) Chmod(st Stat, rel string, mode uint32, c *Creds, h Host) error {
 	if s == nil {
 		return nil
 	}
@@ -92,9 +110,6 @@ func (s *Store) Chmod(st Stat, rel string, mode uint32, realApplied bool, c *Cre
 	}
 	r.Mode = mode
 	r.Flags |= HasMode
-	if realApplied && mode&0o7000 == 0 {
-		r.Flags &^= HasMode
-	}
 	return s.save(st, r, h)
 }
 

@@ -512,9 +512,9 @@ func (s *Store) Linked(key Key, newRel string) error {
 }
 
 // Renamed updates the path hints after a successful rename of oldRel to
-// newRel (both relative to the top): the hint of the renamed file and of
-// everything recorded below it.
-func (s *Store) Renamed(oldRel, newRel string) error {
+// newRel (both relative to the top) of the file key of type typ: its own
+// hint and, for a directory, the hints of everything recorded below it.
+func (s *Store) Renamed(key Key, typ uint32, oldRel, newRel string) error {
 	if s == nil {
 		return nil
 	}
@@ -522,12 +522,20 @@ func (s *Store) Renamed(oldRel, newRel string) error {
 	s.mu.Lock()
 	var changed []Key
 	var recs []*Record
-	for k, r := range s.recs {
-		if r.Path == oldRel || strings.HasPrefix(r.Path, oldRel+"/") {
-			n := r.clone()
-			n.Path = newRel + r.Path[len(oldRel):]
-			changed = append(changed, k)
-			recs = append(recs, n)
+	if r, ok := s.recs[key]; ok && r.Path != newRel {
+		n := r.clone()
+		n.Path = newRel
+		changed = append(changed, key)
+		recs = append(recs, n)
+	}
+	if typ&unix.S_IFMT == unix.S_IFDIR {
+		for k, r := range s.recs {
+			if k != key && strings.HasPrefix(r.Path, oldRel+"/") {
+				n := r.clone()
+				n.Path = newRel + r.Path[len(oldRel):]
+				changed = append(changed, k)
+				recs = append(recs, n)
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -68,7 +68,7 @@ func TestStoreChownPersists(t *testing.T) {
 	if err := s.Chown(st, "f", 123, 456, c, me()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Chmod(st, "f", 0o4755, true, c, me()); err != nil {
+	if err := s.Chmod(st, "f", 0o4755, c, me()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -152,10 +152,10 @@ func TestStoreLinksAndRenames(t *testing.T) {
 	}
 	// A rename keeps the inode; the hint follows it.
 	os.Rename(l, filepath.Join(root, "a/g"))
-	if err := s.Renamed("link", "a/g"); err != nil {
+	if err := s.Renamed(lstat(t, filepath.Join(root, "a/g")).Key(), unix.S_IFREG, "link", "a/g"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Renamed("a", "z"); err != nil {
+	if err := s.Renamed(lstat(t, filepath.Join(root, "a")).Key(), unix.S_IFDIR, "a", "z"); err != nil {
 		t.Fatal(err)
 	}
 	os.Rename(filepath.Join(root, "a"), filepath.Join(root, "z"))
@@ -590,5 +590,47 @@ func TestJournalRecovery(t *testing.T) {
 	defer s.Close()
 	if m := lstat(t, d).Mode & 0o7777; m != 0o555 {
 		t.Fatalf("mode after recovery %o, want 555", m)
+	}
+}
+
+// A chmod to a mode that would lock the owner out keeps owner access on
+// disk and shows the requested mode to the guest.
+func TestChmodDiskFloor(t *testing.T) {
+	root := t.TempDir()
+	db := filepath.Join(t.TempDir(), "own.db")
+	f := filepath.Join(root, "f")
+	d := filepath.Join(root, "d")
+	os.WriteFile(f, nil, 0o644)
+	os.Mkdir(d, 0o755)
+	s := openT(t, db, root, Options{})
+	defer s.Close()
+	c := NewCreds(0, 0, nil)
+	for _, tc := range []struct {
+		p          string
+		mode, disk uint32
+	}{
+		{f, 0, 0o600},
+		{f, 0o4711, 0o711},
+		{f, 0o640, 0o640},
+		{d, 0o555, 0o755},
+		{d, 0o1777, 0o777},
+	} {
+		st := lstat(t, tc.p)
+		disk := DiskMode(st.Mode, tc.mode)
+		if disk != tc.disk {
+			t.Errorf("DiskMode(%o) = %o, want %o", tc.mode, disk, tc.disk)
+		}
+		os.Chmod(tc.p, os.FileMode(disk))
+		st = lstat(t, tc.p)
+		if err := s.Chmod(st, filepath.Base(tc.p), tc.mode, c, me()); err != nil {
+			t.Fatal(err)
+		}
+		if v := s.View(lstat(t, tc.p), me()); v.Mode&0o7777 != tc.mode {
+			t.Errorf("chmod %o: guest sees %o", tc.mode, v.Mode&0o7777)
+		}
+	}
+	// A mode equal to the disk's needs no record.
+	if _, ok := s.Get(lstat(t, f).Key(), unix.S_IFREG); ok {
+		t.Error("record kept for a mode the disk shows")
 	}
 }
