@@ -607,11 +607,13 @@ func (x *extractor) mknod(pfd int, base string, hdr *tar.Header) (bool, error) {
 	default:
 		typ = unix.S_IFIFO
 	}
-	if typ != unix.S_IFIFO && !x.isRoot {
-		return false, nil
-	}
+	// The node replaces whatever an earlier entry left, as tar does, even
+	// when it cannot be created and only the recorder learns of it.
 	if err := x.replace(pfd, base, false); err != nil {
 		return false, err
+	}
+	if typ != unix.S_IFIFO && !x.isRoot {
+		return false, nil
 	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 	if err := retry(func() error { return unix.Mknodat(pfd, base, typ|0o600, int(dev)) }); err != nil {

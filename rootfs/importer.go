@@ -260,12 +260,32 @@ func (im *importer) directory() error {
 		return im.ociLayout(im.src)
 	}
 	im.format = "directory"
+	if err := im.notAncestorOfStore(); err != nil {
+		return err
+	}
 	if err := os.Remove(im.tree); err != nil {
 		return err
 	}
 	n, err := copyTreeCounted(im.ctx, im.tree, im.src, im.max)
 	im.written = n
 	return err
+}
+
+// notAncestorOfStore refuses to copy a directory that holds the store: the
+// copy would find its own staging directory and grow until the size limit.
+func (im *importer) notAncestorOfStore() error {
+	src, err := filepath.EvalSymlinks(im.src)
+	if err != nil {
+		return err
+	}
+	staging, err := filepath.EvalSymlinks(im.staging)
+	if err != nil {
+		return err
+	}
+	if src == "/" || strings.HasPrefix(staging, src+"/") {
+		return fmt.Errorf("the directory contains the nook store (%s)", im.staging)
+	}
+	return nil
 }
 
 func isFile(p string) bool {

@@ -116,8 +116,29 @@ func copyTreeWith(ctx context.Context, dst, src string, max int64, written *int6
 // (names relative to root, "." first) and, for regular files, the open
 // file as body. Hard links become TypeLink entries to the first path seen.
 // Sockets are skipped. Symlinks are never followed.
-func walkTree(root string, fn func(*tar.Header, io.Reader) error) error {
+func walkTree(root string, fn func(*tar.Header, io.Reader) error) (err error) {
 	links := map[[2]uint64]string{}
+	// Without root, a tree's own 0000 files and 0000/0300 directories (a
+	// rootless guest makes them freely) are opened by lending the owner
+	// read access for the copy; the modes recorded in the headers are the
+	// original ones, and directories get theirs back at the end.
+	euid := os.Geteuid()
+	var restore []func()
+	defer func() {
+		for i := len(restore) - 1; i >= 0; i-- {
+			restore[i]()
+		}
+	}()
+	lend := func(p string, st *unix.Stat_t, need uint32) (func(), bool) {
+		if euid == 0 || int(st.Uid) != euid || st.Mode&need == need {
+			return nil, false
+		}
+		mode := st.Mode & 0o7777
+		if chmodNoFollow(unix.AT_FDCWD, p, mode|need) != nil {
+			return nil, false
+		}
+		return func() { chmodNoFollow(unix.AT_FDCWD, p, mode) }, true
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -144,6 +165,10 @@ func walkTree(root string, fn func(*tar.Header, io.Reader) error) error {
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			hdr.Typeflag = tar.TypeDir
+			// WalkDir reads the directory after this callback returns.
+			if undo, ok := lend(p, &st, 0o500); ok {
+				restore = append(restore, undo)
+			}
 		case unix.S_IFLNK:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -164,7 +189,11 @@ func walkTree(root string, fn func(*tar.Header, io.Reader) error) error {
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFREG:
 				hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
+				undo, _ := lend(p, &st, 0o400)
 				f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+				if undo != nil {
+					undo()
+				}
 				if err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -155,4 +156,89 @@ func TestCopyTree(t *testing.T) {
 		t.Error("copy onto an existing directory succeeded")
 	}
 	_ = time.Now
+}
+
+// Without root: a tree's own unreadable files and directories are copied
+// with their modes, and the source gets its modes back.
+func TestCopyTreeUnreadableUnprivileged(t *testing.T) {
+	if !asNobody(t, "TestCopyTreeUnreadableUnprivileged") {
+		return
+	}
+	src := filepath.Join(t.TempDir(), "src")
+	data := mkTar(t, []ent{
+		{name: "./", typ: tar.TypeDir},
+		{name: "secret", typ: tar.TypeReg, body: "s", mode: noPerm},
+		{name: "closed/", typ: tar.TypeDir, mode: noPerm},
+		{name: "closed/inner", typ: tar.TypeReg, body: "i"},
+		{name: "wo/", typ: tar.TypeDir, mode: 0o300},
+		{name: "wo/f", typ: tar.TypeReg, body: "f"},
+	})
+	os.Mkdir(src, 0o755)
+	if err := extractBytes(src, data, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := listModes(t, src)
+	dst := filepath.Join(t.TempDir(), "dst")
+	if err := CopyTree(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if after := listModes(t, src); after != before {
+		t.Errorf("source modes changed: %s -> %s", before, after)
+	}
+	if got := listModes(t, dst); got != before {
+		t.Errorf("copy modes %s, want %s", got, before)
+	}
+	os.Chmod(filepath.Join(dst, "closed"), 0o700)
+	if b, err := os.ReadFile(filepath.Join(dst, "closed/inner")); err != nil || string(b) != "i" {
+		t.Errorf("closed/inner: %q %v", b, err)
+	}
+	if err := RemoveTree(src); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTree(dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listModes(t *testing.T, root string) string {
+	var out []string
+	for _, rel := range []string{"secret", "closed", "wo"} {
+		fi, err := os.Lstat(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rel+"="+fi.Mode().String())
+	}
+	return strings.Join(out, ",")
+}
+
+// Without root: setuid bits are dropped, devices are skipped but recorded,
+// fifos are made.
+func TestExtractUnprivileged(t *testing.T) {
+	if !asNobody(t, "TestExtractUnprivileged") {
+		return
+	}
+	root := t.TempDir()
+	data := mkTar(t, []ent{
+		{name: "su", typ: tar.TypeReg, body: "x", mode: 0o4755},
+		{name: "null", typ: tar.TypeReg, body: "placeholder to be replaced"},
+		{name: "null", typ: tar.TypeChar, mode: 0o666},
+		{name: "fifo", typ: tar.TypeFifo, mode: 0o644},
+	})
+	var rec testRecorder
+	if err := extractBytes(root, data, ExtractOptions{Recorder: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(root, "su")); fi.Mode() != 0o755 {
+		t.Errorf("su: %v", fi.Mode())
+	}
+	if _, err := os.Lstat(filepath.Join(root, "null")); !os.IsNotExist(err) {
+		t.Errorf("null: %v", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "fifo")); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		t.Errorf("fifo: %v", err)
+	}
+	if got := strings.Join(rec.rels, ","); got != "su,null,null,fifo" {
+		t.Errorf("recorded %s", got)
+	}
 }
