@@ -1,0 +1,165 @@
+package tests
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// restartC opens a FIFO that has no writer yet, so open blocks; a signal
+// with an SA_RESTART handler interrupts it, and the handler scribbles over
+// the stack below the stack pointer, where the tracer put the translated
+// path. The kernel then restarts the open with the same registers.
+const restartC = `#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static volatile int hits;
+static void handler(int s) {
+	volatile char junk[16384];
+	memset((char *)junk, 'X', sizeof junk);
+	hits += junk[100] == 'X';
+}
+int main(void) {
+	unlink("/tmp/fifo");
+	if (mkfifo("/tmp/fifo", 0600)) { perror("mkfifo"); return 1; }
+	struct sigaction sa = { 0 };
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &sa, 0);
+	pid_t child = fork();
+	if (child == 0) {
+		usleep(1500000);
+		int fd = open("/tmp/fifo", O_WRONLY);
+		if (fd < 0) { perror("child open"); _exit(1); }
+		write(fd, "through\n", 8);
+		_exit(0);
+	}
+	alarm(1);
+	int fd = open("/tmp/fifo", O_RDONLY);
+	if (fd < 0) { perror("open after restart"); return 1; }
+	char buf[32] = "";
+	read(fd, buf, sizeof buf - 1);
+	int st;
+	waitpid(child, &st, 0);
+	printf("handler ran %d, read %s", hits, buf);
+	return 0;
+}
+`
+
+func TestRootlessSyscallRestart(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "restart", musl(t, restartC, false), 0o755)
+	if got := g.sh(t, "/restart"); got != "handler ran 1, read through\n" {
+		t.Errorf("restarted open: %q", got)
+	}
+}
+
+// foreignC makes syscalls through the i386 (int 0x80) and x32 ABIs, which
+// the filter must refuse rather than let through untranslated.
+const foreignC = `#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+	long r;
+	/* i386 open(argv[1], O_RDONLY) */
+	__asm__ volatile("int $0x80" : "=a"(r) : "a"(5L), "b"((long)argv[1]), "c"(0L) : "memory");
+	printf("int80 open: %ld\n", r);
+	/* x32 open */
+	r = syscall(0x40000000L | SYS_open, argv[1], 0);
+	printf("x32 open: %ld\n", r < 0 ? -(long)errno : r);
+	return 0;
+}
+`
+
+func TestRootlessForeignABIs(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	g.put(t, "foreign", musl(t, foreignC, true), 0o755)
+	out := g.sh(t, "/foreign /etc/alpine-release")
+	if out != "int80 open: -38\nx32 open: -38\n" {
+		t.Errorf("foreign ABI syscalls: %q", out)
+	}
+}
+
+func TestRootlessJobControl(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	// A stopped job stays stopped (PTRACE_LISTEN) until SIGCONT, then
+	// goes on; its parent still reaps it.
+	out := g.sh(t, `(while :; do echo x >> /tmp/c; sleep 0.05; done) & p=$!
+sleep 0.4; kill -STOP $p; sleep 0.3
+a=$(wc -l < /tmp/c); sleep 0.6; b=$(wc -l < /tmp/c)
+grep State /proc/$p/status
+kill -CONT $p; sleep 0.4; c=$(wc -l < /tmp/c)
+kill $p; wait $p
+[ "$a" = "$b" ] && echo stopped; [ "$c" -gt "$b" ] && echo resumed`)
+	mustContain(t, out, "stopped\n", "resumed\n")
+}
+
+func TestRootlessSignalsAndExit(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	// SIGTERM to nook reaches the guest, which dies of it: 128+15.
+	cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sleep", "30")
+	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() { done <- runCmd(t, cmd) }()
+	time.Sleep(500 * time.Millisecond)
+	for cmd.Process == nil {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	r := <-done
+	if r.Code != 128+15 || time.Since(start) > 10*time.Second {
+		t.Errorf("SIGTERM to nook: %s after %v", r, time.Since(start))
+	}
+
+	// Processes left running when the first one exits are killed.
+	r = g.run(t, "sh", "-c", "sleep 31337 & echo started")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if pids := processesWith(t, "31337"); len(pids) > 0 {
+		t.Errorf("guest process still running after the first exited: %v", pids)
+	}
+
+	// The guest dies with nook (PTRACE_O_EXITKILL).
+	cmd = g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sh", "-c", "sleep 31338; echo done")
+	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(200 * time.Millisecond)
+	if pids := processesWith(t, "31338"); len(pids) > 0 {
+		t.Errorf("guest survived nook's death: %v", pids)
+	}
+}
+
+// processesWith returns the pids whose command line contains s.
+func processesWith(t *testing.T, s string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), s) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
