@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"nook/rootfs"
 	"nook/rootfs/rootmode"
@@ -122,6 +125,12 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 	cfg := &rootmode.Config{Root: dir, Prepare: req, System: rootmode.System{
 		Proc: hb.proc, Dev: hb.dev, Sys: hb.sys, Files: hb.files,
 	}}
+	var held func()
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
 	if ephemeral {
 		tmp, release, err := store.TempDir("run-")
 		if err != nil {
@@ -145,6 +154,7 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 		}
 		cfg.Overlay, cfg.Layers = o, layers
 	}
+	held = holdSignals()
 	code, err := rootmode.Run(cfg)
 	var re *rootmode.Error
 	if errors.As(err, &re) {
@@ -156,6 +166,12 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemeral bool, hb hostBinds, req rootfs.PrepareRequest) (int, error) {
 	root := dir
 	opts := tracer.Options{}
+	var held func()
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
 	if ephemeral {
 		tmp, release, err := store.TempDir("run-")
 		if err != nil {
@@ -181,6 +197,7 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		return rootfs.ExitToolFailure, err
 	}
 	spec.Binds = append(hb.rootlessBinds(), spec.Binds...)
+	held = holdSignals()
 	code, err := tracer.Run(spec, opts)
 	if err != nil {
 		if errors.Is(err, tracer.ErrUnavailable) {
@@ -192,6 +209,17 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		return code, err
 	}
 	return code, nil
+}
+
+// holdSignals keeps the signals that end a run from killing nook itself
+// until the returned function is called: they are meant for the command
+// (the runners forward them), and nook must outlive it to remove an
+// ephemeral copy. Catching (not ignoring) them matters: an ignored signal
+// would stay ignored in the command across execve.
+func holdSignals() func() {
+	c := make(chan os.Signal, 8)
+	signal.Notify(c, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	return func() { signal.Stop(c) }
 }
 
 // copyDirMeta gives dst the permission bits and owner of src.

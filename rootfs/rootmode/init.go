@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -19,6 +20,10 @@ import (
 // returns: it executes the command or exits with the status Run reports,
 // after writing the reason on the error pipe.
 func Init() {
+	if !isPipe(configFd) || !isPipe(errorFd) {
+		fmt.Fprintf(os.Stderr, "nook: error: %s is internal to nook run\n", InitArg)
+		os.Exit(rootfs.ExitToolFailure)
+	}
 	unix.CloseOnExec(errorFd)
 	errPipe := os.NewFile(errorFd, "error pipe")
 	fail := func(code int, err error) {
@@ -49,6 +54,11 @@ func Init() {
 	fail(code, err)
 }
 
+func isPipe(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+}
+
 // setup builds the guest's view: the overlay and layers of an ephemeral
 // run, user setup, then the mounts. It returns the spec to start.
 func setup(cfg *Config) (*rootfs.RunSpec, error) {
@@ -61,10 +71,16 @@ func setup(cfg *Config) (*rootfs.RunSpec, error) {
 	root := cfg.Root
 	if o := cfg.Overlay; o != nil {
 		opts := "lowerdir=" + escapeOverlay(cfg.Root) + ",upperdir=" + escapeOverlay(o.Upper) + ",workdir=" + escapeOverlay(o.Work)
-		if err := unix.Mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
-			return nil, fmt.Errorf("mount overlay of %s on %s: %w", cfg.Root, o.Merged, err)
-		}
 		root = o.Merged
+		if err := unix.Mount("overlay", o.Merged, "overlay", 0, opts); err != nil {
+			// The store's file system cannot hold an overlay's upper
+			// directory (overlayfs or NFS under it, no xattrs): fall back
+			// to a real copy, as rootless mode makes.
+			root = filepath.Join(o.Upper, "copy")
+			if cerr := rootfs.CopyTree(root, cfg.Root); cerr != nil {
+				return nil, fmt.Errorf("mount overlay of %s on %s: %v; copy instead: %w", cfg.Root, o.Merged, err, cerr)
+			}
+		}
 		// Layers go onto the overlay: deletions become whiteouts in the
 		// upper directory, so neither the rootfs nor the layers change and
 		// only the layers' contents are copied.
