@@ -161,6 +161,10 @@ type extractor struct {
 	// added holds the paths this layer created, which its own whiteouts
 	// must not remove (Layer mode only).
 	added map[string]bool
+	// lent maps the existing directories a non-root extraction made
+	// writable to the modes finish gives back; checked holds those seen.
+	lent    map[string]uint32
+	checked map[string]bool
 }
 
 type dirMeta struct {
@@ -188,6 +192,8 @@ func newExtractor(ctx context.Context, dst string, opt ExtractOptions) (*extract
 		max:      max,
 		dirIndex: map[string]int{},
 		added:    map[string]bool{},
+		lent:     map[string]uint32{},
+		checked:  map[string]bool{},
 	}, nil
 }
 
@@ -253,6 +259,9 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 		return err
 	}
 	defer unix.Close(pfd)
+	if err := x.ensureWritable(pfd, dir); err != nil {
+		return err
+	}
 
 	if hdr.Typeflag == tar.TypeLink {
 		// Checked before anything at rel is replaced: a link to itself or
@@ -347,6 +356,9 @@ func (x *extractor) whiteout(dir, base string) error {
 		return err
 	}
 	defer unix.Close(pfd)
+	if err := x.ensureWritable(pfd, dir); err != nil {
+		return err
+	}
 	if base == whiteoutOpaque {
 		return x.opaque(pfd, dir)
 	}
@@ -425,6 +437,38 @@ func openBeneath(root int, rel string, create bool) (int, error) {
 		fd = nfd
 	}
 	return fd, nil
+}
+
+// ensureWritable lends the owner write and search permission on an
+// existing directory that is read-only to a non-root extraction (a layer
+// applied onto a tree's 0555 directories); finish gives the mode back.
+// Root needs no permission bits, and directories this extraction created
+// stay 0700 until finish anyway.
+func (x *extractor) ensureWritable(pfd int, dir string) error {
+	if x.isRoot || x.checked[dir] {
+		return nil
+	}
+	x.checked[dir] = true
+	var st unix.Stat_t
+	if err := retry(func() error { return unix.Fstat(pfd, &st) }); err != nil {
+		return err
+	}
+	if st.Mode&0o300 == 0o300 || int(st.Uid) != os.Geteuid() {
+		return nil
+	}
+	mode := st.Mode & 0o7777
+	if err := chmodFd(pfd, mode|0o300); err != nil {
+		return fmt.Errorf("making %q writable: %w", dir, err)
+	}
+	x.lent[dir] = mode
+	return nil
+}
+
+// chmodFd changes the mode of the inode an O_PATH fd refers to (fchmod
+// refuses O_PATH fds) through its /proc magic link, which names exactly
+// that inode.
+func chmodFd(fd int, mode uint32) error {
+	return retry(func() error { return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode) })
 }
 
 // replace makes room for a new entry at pfd/base: whatever is there is
@@ -656,6 +700,33 @@ func (x *extractor) finish() error {
 		}
 		if err := x.setDir(d); err != nil {
 			return fmt.Errorf("directory %q: %w", d.rel, err)
+		}
+	}
+	return x.giveBack()
+}
+
+// giveBack restores the modes ensureWritable lent, deepest first, except
+// on directories an entry of the archive set explicitly.
+func (x *extractor) giveBack() error {
+	var rels []string
+	for rel := range x.lent {
+		if _, ok := x.dirIndex[rel]; !ok {
+			rels = append(rels, rel)
+		}
+	}
+	sort.Slice(rels, func(i, j int) bool { return strings.Count(rels[i], "/") > strings.Count(rels[j], "/") })
+	for _, rel := range rels {
+		fd, err := x.openDir(rel, false)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("directory %q: %w", rel, err)
+		}
+		err = chmodFd(fd, x.lent[rel])
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("directory %q: %w", rel, err)
 		}
 	}
 	return nil

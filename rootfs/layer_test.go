@@ -242,3 +242,38 @@ func TestExtractUnprivileged(t *testing.T) {
 		t.Errorf("recorded %s", got)
 	}
 }
+
+// Without root, a layer can still write into the tree's read-only
+// directories, which keep their modes.
+func TestApplyLayerReadOnlyDirsUnprivileged(t *testing.T) {
+	if !asNobody(t, "TestApplyLayerReadOnlyDirsUnprivileged") {
+		return
+	}
+	root := t.TempDir()
+	base := mkTar(t, []ent{
+		{name: "var/", typ: tar.TypeDir},
+		{name: "var/empty/", typ: tar.TypeDir, mode: 0o555},
+		{name: "ro/", typ: tar.TypeDir, mode: 0o555},
+		{name: "ro/old", typ: tar.TypeReg},
+	})
+	if err := extractBytes(root, base, ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	layer := filepath.Join(t.TempDir(), "l.tar")
+	os.WriteFile(layer, mkTar(t, []ent{
+		{name: "var/empty/new", typ: tar.TypeReg, body: "n"},
+		{name: "ro/.wh.old", typ: tar.TypeReg},
+	}), 0o644)
+	if err := ApplyLayer(root, layer); err != nil {
+		t.Fatal(err)
+	}
+	if got := listTree(t, root); got != "ro var var/empty var/empty/new" {
+		t.Fatalf("tree %q", got)
+	}
+	for _, d := range []string{"var/empty", "ro"} {
+		if fi, _ := os.Stat(filepath.Join(root, d)); fi.Mode().Perm() != 0o555 {
+			t.Errorf("%s: %v", d, fi.Mode())
+		}
+	}
+	RemoveTree(root)
+}
