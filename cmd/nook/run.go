@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nook/ownership"
 	"nook/rootfs"
 	"nook/rootfs/rootmode"
 	"nook/tracer"
@@ -166,6 +168,9 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemeral bool, hb hostBinds, req rootfs.PrepareRequest) (int, error) {
 	root := dir
 	opts := tracer.Options{}
+	if name != "" {
+		opts.OwnershipDB = store.OwnershipDB(name)
+	}
 	var held func()
 	defer func() {
 		if held != nil {
@@ -184,17 +189,31 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		if err := rootfs.CopyTree(root, dir); err != nil {
 			return rootfs.ExitToolFailure, fmt.Errorf("ephemeral copy of %s: %w", dir, err)
 		}
+		// The copy's faked owners come along, re-keyed to its inodes; the
+		// stored rootfs's records are never written by the run.
+		if opts.OwnershipDB != "" {
+			db := filepath.Join(tmp, "ownership.db")
+			if err := copyOwnership(opts.OwnershipDB, dir, db, root); err != nil {
+				return rootfs.ExitToolFailure, err
+			}
+			opts.OwnershipDB = db
+		}
 		for _, l := range layers {
 			if err := rootfs.ApplyLayer(root, l); err != nil {
 				return rootfs.ExitToolFailure, fmt.Errorf("layer %s: %w", l, err)
 			}
 		}
-	} else if name != "" {
-		opts.OwnershipDB = store.OwnershipDB(name)
 	}
-	spec, _, err := rootfs.Prepare(root, req)
+	spec, setup, err := rootfs.Prepare(root, req)
 	if err != nil {
 		return rootfs.ExitToolFailure, err
+	}
+	// Without root the home directory stays the caller's on disk; the
+	// ownership store makes the guest see it as the user's.
+	if opts.OwnershipDB != "" && len(setup.Created) > 0 {
+		if err := recordCreated(root, opts.OwnershipDB, setup.Created); err != nil {
+			return rootfs.ExitToolFailure, err
+		}
 	}
 	spec.Binds = append(hb.rootlessBinds(), spec.Binds...)
 	held = holdSignals()
@@ -209,6 +228,44 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		return code, err
 	}
 	return code, nil
+}
+
+// copyOwnership writes the ownership records of the tree src (database
+// srcDB, if it exists) for its copy dst into dstDB.
+func copyOwnership(srcDB, src, dstDB, dst string) error {
+	if _, err := os.Stat(srcDB); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	s, err := ownership.Open(srcDB, src, ownership.Options{})
+	if err != nil {
+		return err
+	}
+	err = s.CopyTo(dstDB, dst)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// recordCreated records the owners user setup could not give the paths it
+// created (rootless mode).
+func recordCreated(root, db string, created []rootfs.CreatedPath) error {
+	rec, err := ownership.NewRecorder(root, db)
+	if err != nil {
+		return err
+	}
+	for _, c := range created {
+		rel := strings.TrimPrefix(path.Clean(c.Path), "/")
+		hdr := &tar.Header{Typeflag: tar.TypeDir, Name: rel, Uid: c.UID, Gid: c.GID, Mode: int64(c.Mode)}
+		if err := rec.Record(rel, hdr); err != nil {
+			rec.Close()
+			return fmt.Errorf("record owner of %s: %w", c.Path, err)
+		}
+	}
+	if err := rec.Close(); err != nil {
+		return fmt.Errorf("record owners of created paths: %w", err)
+	}
+	return nil
 }
 
 // holdSignals keeps the signals that end a run from killing nook itself
