@@ -302,7 +302,7 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		err = x.mkdir(pfd, base, rel, hdr)
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		err = x.writeFile(pfd, base, hdr, body)
 	case tar.TypeSymlink:
 		err = x.symlink(pfd, base, hdr)
@@ -883,6 +883,27 @@ func chmodNoFollow(dirfd int, name string, mode uint32) error {
 	return retry(func() error { return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode) })
 }
 
+// isMountRoot reports whether the directory fd is the root of a mount,
+// from statx's STATX_ATTR_MOUNT_ROOT (5.8+), else by comparing its device
+// with its parent's (which misses bind mounts of the same filesystem).
+func isMountRoot(parent, fd int) (bool, error) {
+	var stx unix.Statx_t
+	err := retry(func() error {
+		return unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO, &stx)
+	})
+	if err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, nil
+	}
+	var a, b unix.Stat_t
+	if err := retry(func() error { return unix.Fstat(fd, &a) }); err != nil {
+		return false, err
+	}
+	if err := retry(func() error { return unix.Fstat(parent, &b) }); err != nil {
+		return false, err
+	}
+	return a.Dev != b.Dev, nil
+}
+
 // readDirNames lists the directory at the O_PATH fd dfd.
 func readDirNames(dfd int) ([]string, error) {
 	fd, err := openRetry(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -919,6 +940,13 @@ func removeAt(dirfd int, name string) error {
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
+	// A mount inside the tree (a bind of a host directory left by a run
+	// in this namespace) is not part of it: never delete through it.
+	if mnt, err := isMountRoot(dirfd, fd); err != nil {
+		return fmt.Errorf("stat %q: %w", name, err)
+	} else if mnt {
+		return fmt.Errorf("%q is a mount point, not removing what is mounted there: %w", name, unix.EBUSY)
+	}
 	var st unix.Stat_t
 	if err := retry(func() error { return unix.Fstat(fd, &st) }); err != nil {
 		return err

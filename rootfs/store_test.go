@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func newTestStore(t *testing.T) *Store {
@@ -170,5 +172,32 @@ func TestTempDirCleanup(t *testing.T) {
 	}
 	if _, err := os.Lstat(live); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("released temp dir survived: %v", err)
+	}
+}
+
+// A bind mount inside a tree (left by a run in this namespace) stops the
+// removal instead of being emptied through.
+func TestRemoveTreeStopsAtMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "precious"), []byte("p"), 0o644)
+	tree := filepath.Join(t.TempDir(), "tree")
+	mnt := filepath.Join(tree, "a", "mnt")
+	os.MkdirAll(mnt, 0o755)
+	if err := unix.Mount(host, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	if err := RemoveTree(tree); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("RemoveTree: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(host, "precious")); err != nil {
+		t.Fatalf("removed through the mount: %v", err)
+	}
+	unix.Unmount(mnt, unix.MNT_DETACH)
+	if err := RemoveTree(tree); err != nil {
+		t.Fatal(err)
 	}
 }
