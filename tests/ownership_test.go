@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -77,4 +78,130 @@ func TestOwnershipExportUnknownName(t *testing.T) {
 		t.Fatalf("export of an unknown name: %s", r)
 	}
 	mustContain(t, r.Stderr, "nook: error:", "nook: hint:")
+}
+
+// ownGuest is an Alpine rootfs imported into a store by the unprivileged
+// user; runs use its ownership store.
+type ownGuest struct {
+	u    *unprivUser
+	home string
+	name string
+}
+
+func newOwnGuest(t *testing.T, tarball string) *ownGuest {
+	t.Helper()
+	u := unprivileged(t)
+	g := &ownGuest{u: u, home: u.TempDir(t), name: "g"}
+	if r := u.Nook(t, g.home, "import", "--name", g.name, sharedRootfs(t, tarball)); r.Code != 0 {
+		t.Fatalf("import: %s", r)
+	}
+	return g
+}
+
+// sh runs script in the guest (extra nook run options first) and fails t
+// unless it exits 0.
+func (g *ownGuest) sh(t *testing.T, script string, opts ...string) string {
+	t.Helper()
+	args := append([]string{"run", "--mode", "rootless"}, opts...)
+	args = append(args, g.name, "--", "/bin/sh", "-c", script)
+	r := g.u.Nook(t, g.home, args...)
+	if r.Code != 0 {
+		t.Fatalf("%s:\n%s", script, r)
+	}
+	return r.Stdout
+}
+
+// The imported tree shows the archive's owners and modes, and the guest
+// root is root.
+func TestOwnershipRootlessImportedView(t *testing.T) {
+	g := newOwnGuest(t, alpine312)
+	out := g.sh(t, "id; stat -c '%U:%G %a %n' /etc/shadow /root /var/empty /tmp /bin/busybox")
+	mustContain(t, out,
+		"uid=0(root) gid=0(root)",
+		"root:shadow 640 /etc/shadow",
+		"root:root 700 /root",
+		"root:root 555 /var/empty",
+		"root:root 1777 /tmp",
+		"root:root 755 /bin/busybox",
+	)
+}
+
+// chown, chmod and mknod persist in the rootfs's store across runs, and
+// unlinking the last name of a file drops its record.
+func TestOwnershipRootlessPersists(t *testing.T) {
+	g := newOwnGuest(t, alpine320)
+	g.sh(t, "touch /f /g && chown 123:456 /f && chmod 4711 /f && mknod /tmp/null c 1 3 && chown 7:8 /g && ln /g /g2 && rm /g")
+	out := g.sh(t, "stat -c '%u:%g %a %F %n' /f /g2; stat -c '%t,%T %F' /tmp/null")
+	mustContain(t, out,
+		"123:456 4711 regular",
+		"7:8 644 regular empty file /g2",
+		"1,3 character special file",
+	)
+	// chown by root clears set-user-ID, as the kernel does.
+	out = g.sh(t, "chown 5 /f; stat -c '%u:%g %a' /f; rm /f /g2; touch /f /g2; stat -c '%u:%g %n' /f /g2")
+	mustContain(t, out, "5:456 711", "0:0 /f", "0:0 /g2")
+}
+
+// A guest user made with --user/--group owns its home and the files it
+// creates; the guest root can su to it.
+func TestOwnershipRootlessUser(t *testing.T) {
+	g := newOwnGuest(t, alpine312)
+	out := g.sh(t, "id; cd && touch x && mkdir d && ls -ln x d && ls -l x", "--user", "myuser:2000", "--group", "mygroup:2000")
+	mustContain(t, out, "uid=2000(myuser) gid=2000(mygroup)", "myuser   mygroup")
+	out = g.sh(t, "stat -c '%U:%G %n' /home/myuser/x /home/myuser/d; su - myuser -c id; su myuser -c 'touch /tmp/by-user'; stat -c '%u:%g' /tmp/by-user")
+	mustContain(t, out,
+		"myuser:mygroup /home/myuser/x",
+		"myuser:mygroup /home/myuser/d",
+		"uid=2000(myuser) gid=2000(mygroup)",
+		"2000:2000",
+	)
+	// A non-root guest cannot give files away or touch root's files'
+	// owners.
+	r := g.u.Nook(t, g.home, "run", "--mode", "rootless", "--user", "myuser", g.name, "--", "/bin/sh", "-c", "chown 0 ~/x")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "Operation not permitted") {
+		t.Fatalf("non-root chown to root: %s", r)
+	}
+}
+
+// A set-user-ID root program (set in the fake world) runs with euid 0 for
+// a guest user; the guest root reads a file it made unreadable and writes
+// into a directory it made read-only, as real root does, and the modes it
+// set are the ones it sees.
+func TestOwnershipRootlessSetuidAndPermissions(t *testing.T) {
+	g := newOwnGuest(t, alpine320)
+	prog := musl(t, `#define _GNU_SOURCE
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+	uid_t r, e, s;
+	getresuid(&r, &e, &s);
+	printf("resuid=%d,%d,%d\n", (int)r, (int)e, (int)s);
+	/* a set-user-ID program may drop to the real uid and regain euid 0 */
+	if (seteuid(r) || seteuid(0)) { perror("seteuid"); return 1; }
+	getresuid(&r, &e, &s);
+	printf("regained=%d,%d,%d\n", (int)r, (int)e, (int)s);
+	return 0;
+}`, true)
+	p := filepath.Join(g.home, "rootfs", g.name, "rootfs", "usr", "bin", "showid")
+	if err := os.WriteFile(p, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, g.u.UID, g.u.GID); err != nil {
+		t.Fatal(err)
+	}
+	g.sh(t, "true", "--user", "myuser:2000")
+	g.sh(t, "chmod 4755 /usr/bin/showid")
+	out := g.sh(t, "showid; id -u", "--user", "myuser")
+	mustContain(t, out, "resuid=2000,0,0\n", "regained=2000,0,0\n", "\n2000\n")
+
+	out = g.sh(t, "echo secret > /f && chmod 000 /f && cat /f && mkdir /ro && chmod 555 /ro && touch /ro/new && stat -c '%a %n' /f /ro")
+	mustContain(t, out, "secret", "0 /f", "555 /ro")
+}
+
+// busybox tar run by the guest root restores owners it archived.
+func TestOwnershipRootlessTarSameOwner(t *testing.T) {
+	g := newOwnGuest(t, alpine320)
+	out := g.sh(t, `mkdir -p /src/d && touch /src/d/a /src/b && chown 12:34 /src/d/a && chown 56:78 /src/d && chmod 2750 /src/d &&
+cd /src && tar -cf /t.tar . && mkdir /dst && cd /dst && tar -xpf /t.tar && stat -c '%u:%g %a %n' /dst/d/a /dst/d /dst/b`)
+	mustContain(t, out, "12:34 644 /dst/d/a", "56:78 2750 /dst/d", "0:0 644 /dst/b")
 }
