@@ -83,10 +83,7 @@ func (s *Store) importSource(ctx context.Context, source string, opt ImportOptio
 		return "", err
 	}
 
-	im := &importer{ctx: ctx, src: src, staging: staging, tree: tree, max: opt.MaxBytes}
-	if opt.Progress {
-		im.progress = true
-	}
+	im := &importer{ctx: ctx, src: src, staging: staging, tree: tree, max: opt.MaxBytes, progress: opt.Progress}
 	newRec := opt.Recorder
 	if newRec == nil && os.Geteuid() != 0 {
 		newRec = NewRecorder
@@ -418,12 +415,11 @@ func sanitizeName(s string) string {
 
 // hasMember reports whether the tar at p has a top-level regular file name.
 func hasMember(p, name string) bool {
-	r, closer, err := openMember(p, name)
+	_, closer, err := openMember(p, name)
 	if err != nil {
 		return false
 	}
 	closer()
-	_ = r
 	return true
 }
 
