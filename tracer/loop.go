@@ -268,6 +268,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		return false
 	}
 	t.last.valid = false
+	t.invalidate = t.invalidate[:0]
 	for _, h := range table[nr] {
 		if h.Entry != nil {
 			h.Entry(c)
@@ -322,7 +323,7 @@ func (tr *tracer) syscallExit(t *Thread) {
 	if err := c.flush(); err == nil && c.dirty {
 		setRegs(t.Tid, &c.Regs)
 	}
-	t.Scratch = nil
+	t.Scratch, t.mine = nil, nil
 }
 
 // remember keeps what c wrote so that a restart of the call can redo it.

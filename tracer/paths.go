@@ -134,6 +134,10 @@ func init() {
 	for _, nr := range []int{unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2} {
 		Register(nr, Hook{Entry: func(c *Call) { c.tr.gen++ }})
 	}
+	for _, nr := range []int{unix.SYS_UNLINK, unix.SYS_UNLINKAT, unix.SYS_RMDIR,
+		unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2} {
+		Register(nr, Hook{Exit: invalidateExit})
+	}
 	Register(unix.SYS_CHDIR, Hook{Entry: chdirEntry, Exit: chdirExit})
 	Register(unix.SYS_FCHDIR, Hook{Exit: chdirExit})
 }
@@ -189,8 +193,23 @@ func (tr *tracer) translateArg(c *Call, a pathArg) bool {
 		c.Fail(errno)
 		return false
 	}
+	if a.busy {
+		c.T.invalidate = append(c.T.invalidate, res.Host)
+	}
 	c.SetArg(int(a.path), c.PushString(res.Host))
 	return true
+}
+
+// invalidateExit tells pathmap's cache which names a successful unlink,
+// rmdir or rename removed or replaced: the only calls that can make a
+// cached entry wrong (see pathmap.Config.Cache).
+func invalidateExit(c *Call) {
+	if c.Result() == 0 {
+		for _, h := range c.T.invalidate {
+			c.tr.m.Invalidate(h)
+		}
+	}
+	c.T.invalidate = c.T.invalidate[:0]
 }
 
 // resolve translates guest path p of the calling thread, relative to the
@@ -357,7 +376,7 @@ func chdirEntry(c *Call) {
 		return
 	}
 	c.SetArg(0, c.PushString(res.Host))
-	c.T.Scratch = chdirScratch{res.Guest}
+	c.T.mine = chdirScratch{res.Guest}
 }
 
 // chdirExit updates the cached working directory once the change is done
@@ -367,7 +386,7 @@ func chdirExit(c *Call) {
 		return
 	}
 	p := c.T.P
-	if s, ok := c.T.Scratch.(chdirScratch); ok && s.guest != "" {
+	if s, ok := c.T.mine.(chdirScratch); ok && s.guest != "" {
 		p.cwd, p.cwdGen = s.guest, c.tr.gen
 		return
 	}

@@ -232,7 +232,7 @@ func sendmmsgEntry(c *Call) {
 	guest := c.Arg(1)
 	c.SetArg(1, c.Push(vec))
 	c.SetArg(2, uint64(n))
-	c.T.Scratch = mmsgCopy{guest: guest, copy: c.Arg(1), n: n}
+	c.T.mine = mmsgCopy{guest: guest, copy: c.Arg(1), n: n}
 }
 
 // mmsgCopy is a sendmmsg whose vector the tracer replaced by a copy.
@@ -244,7 +244,7 @@ type mmsgCopy struct {
 // sendmmsgExit copies the msg_len the kernel set in the copy back into the
 // guest's vector.
 func sendmmsgExit(c *Call) {
-	mc, ok := c.T.Scratch.(mmsgCopy)
+	mc, ok := c.T.mine.(mmsgCopy)
 	if !ok || c.Result() <= 0 {
 		return
 	}
@@ -276,11 +276,11 @@ func nameOutEntry(c *Call, addrArg, lenArg int) {
 	if err := c.Read(lenp, b[:]); err != nil {
 		return
 	}
-	c.T.Scratch = nameOut{addr: addr, lenp: lenp, size: binary.LittleEndian.Uint32(b[:])}
+	c.T.mine = nameOut{addr: addr, lenp: lenp, size: binary.LittleEndian.Uint32(b[:])}
 }
 
 func nameOutExit(c *Call) {
-	no, ok := c.T.Scratch.(nameOut)
+	no, ok := c.T.mine.(nameOut)
 	if !ok || c.Result() < 0 {
 		return
 	}

@@ -45,8 +45,15 @@ type Thread struct {
 	// restart (see Call.restarted).
 	last restartState
 
-	// Own is free for other files of the package; Scratch for a hook to
-	// carry a value from Entry to Exit of the same call.
+	// invalidate holds the host names a removal or rename in progress
+	// gives the kernel: pathmap's cache forgets them once it succeeded.
+	invalidate []string
+	// mine carries a value from Entry to Exit of the same call for the
+	// hooks of this file set (chdir, sockets).
+	mine any
+
+	// Own is free for other files of the package; Scratch for their hooks
+	// to carry a value from Entry to Exit of the same call.
 	Own     any
 	Scratch any
 }

@@ -95,7 +95,7 @@ func Run(spec *rootfs.RunSpec, opts Options) (int, error) {
 	for _, b := range spec.Binds {
 		binds = append(binds, pathmap.Bind{Host: b.Host, Guest: b.Guest})
 	}
-	m, err := pathmap.New(pathmap.Config{Root: root, Binds: binds})
+	m, err := pathmap.New(pathmap.Config{Root: root, Binds: binds, Cache: true})
 	if err != nil {
 		return rootfs.ExitToolFailure, fmt.Errorf("rootless: %w", err)
 	}
