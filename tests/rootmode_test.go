@@ -559,3 +559,51 @@ func TestRunBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestRootModeTerminal: on a terminal the command runs in its own process
+// group, which is the terminal's foreground group (so ^C reaches it alone
+// and a guest shell has job control).
+func TestRootModeTerminal(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) from util-linux is needed for a pseudo-terminal")
+	}
+	tree := rootTree(t)
+	home := t.TempDir()
+	inner := fmt.Sprintf("%s run --mode root %s sh -c 'echo $$; cat /proc/self/stat; exit 3'", nookBin, tree)
+	cmd := exec.Command("script", "-qfec", inner, "/dev/null")
+	cmd.Env = append(os.Environ(), "NOOK_HOME="+home)
+	r := runCmd(t, cmd)
+	if r.Code != 3 {
+		t.Fatalf("exit status through the terminal: %s", r)
+	}
+	lines := strings.Split(strings.ReplaceAll(r.Stdout, "\r", ""), "\n")
+	if len(lines) < 2 {
+		t.Fatal(r)
+	}
+	pid := strings.TrimSpace(lines[0])
+	// pid (comm) state ppid pgrp session tty_nr tpgid ...
+	stat := lines[1]
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	if len(f) < 6 || f[2] != pid || f[5] != pid {
+		t.Fatalf("command %s: want pgrp and terminal foreground group %s, got stat %q", pid, pid, stat)
+	}
+}
+
+// TestRootModeRmInUse: a stored rootfs cannot be removed while a run uses
+// it.
+func TestRootModeRmInUse(t *testing.T) {
+	home := rootStore(t)
+	cmd, _, _ := startNook(t, home, "sleep", "a312", "sleep", "100")
+	r := nook(t, home, "rm", "a312")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "in use") {
+		t.Fatalf("rm during a run: %s", r)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code := exitCode(t, cmd); code != 143 {
+		t.Fatalf("exit %d", code)
+	}
+	if r := nook(t, home, "rm", "a312"); r.Code != 0 {
+		t.Fatalf("rm after the run: %s", r)
+	}
+}
