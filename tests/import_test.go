@@ -338,6 +338,27 @@ func tarDir(t testing.TB, dir string) []byte {
 	return buildTar(t, ents)
 }
 
+// docker25Save builds what Docker 25+ writes: an OCI layout plus
+// manifest.json naming the layer blobs (the second through a symlink, as
+// docker links repeated layers).
+func docker25Save(t testing.TB, ociDir, tag string) []byte {
+	t.Helper()
+	l1, l2 := gz(t, buildTar(t, imgLayer1)), gz(t, buildTar(t, imgLayer2))
+	manifest := mustJSON(t, []map[string]any{{
+		"Config": "blobs/sha256/none", "RepoTags": []string{tag},
+		"Layers": []string{"blobs/sha256/" + sha(l1), "legacy/layer.tar"},
+	}})
+	// Append to the layout's archive, less the two zero blocks that end it.
+	b := tarDir(t, ociDir)
+	b = b[:len(b)-1024]
+	extra := buildTar(t, []tentry{
+		{Name: "legacy/", Type: tar.TypeDir},
+		{Name: "legacy/layer.tar", Type: tar.TypeSymlink, Link: "../blobs/sha256/" + sha(l2)},
+		{Name: "manifest.json", Body: string(manifest)},
+	})
+	return append(b, extra...)
+}
+
 func TestImportImages(t *testing.T) {
 	requireRoot(t)
 	src := t.TempDir()
@@ -349,6 +370,7 @@ func TestImportImages(t *testing.T) {
 		{"docker save", writeFile(t, filepath.Join(src, "img.tar"), dockerSave(t, "example.com/test/alpine:3.20")), "alpine_3.20", "docker-save"},
 		{"docker save gzipped", writeFile(t, filepath.Join(src, "img2.tar.gz"), gz(t, dockerSave(t, "other:1"))), "other_1", "docker-save"},
 		{"OCI layout dir", ociDir, "busybox_1.36", "oci-layout"},
+		{"docker 25 save", writeFile(t, filepath.Join(src, "d25.tar"), docker25Save(t, ociDir, "registry:5000/team/app:v2")), "app_v2", "docker-save"},
 		{"OCI layout tar", writeFile(t, filepath.Join(src, "oci.tar"), tarDir(t, ociDir)), "busybox_1.36", "oci-layout"},
 	}
 	for _, tc := range tests {
