@@ -88,11 +88,12 @@ type ownGuest struct {
 	name string
 }
 
+// newOwnGuest imports the tarball at path tarball.
 func newOwnGuest(t *testing.T, tarball string) *ownGuest {
 	t.Helper()
 	u := unprivileged(t)
 	g := &ownGuest{u: u, home: u.TempDir(t), name: "g"}
-	if r := u.Nook(t, g.home, "import", "--name", g.name, sharedRootfs(t, tarball)); r.Code != 0 {
+	if r := u.Nook(t, g.home, "import", "--name", g.name, tarball); r.Code != 0 {
 		t.Fatalf("import: %s", r)
 	}
 	return g
@@ -114,7 +115,7 @@ func (g *ownGuest) sh(t *testing.T, script string, opts ...string) string {
 // The imported tree shows the archive's owners and modes, and the guest
 // root is root.
 func TestOwnershipRootlessImportedView(t *testing.T) {
-	g := newOwnGuest(t, alpine312)
+	g := newOwnGuest(t, sharedRootfs(t, alpine312))
 	out := g.sh(t, "id; stat -c '%U:%G %a %n' /etc/shadow /root /var/empty /tmp /bin/busybox")
 	mustContain(t, out,
 		"uid=0(root) gid=0(root)",
@@ -129,7 +130,7 @@ func TestOwnershipRootlessImportedView(t *testing.T) {
 // chown, chmod and mknod persist in the rootfs's store across runs, and
 // unlinking the last name of a file drops its record.
 func TestOwnershipRootlessPersists(t *testing.T) {
-	g := newOwnGuest(t, alpine320)
+	g := newOwnGuest(t, sharedRootfs(t, alpine320))
 	g.sh(t, "touch /f /g && chown 123:456 /f && chmod 4711 /f && mknod /tmp/null c 1 3 && chown 7:8 /g && ln /g /g2 && rm /g")
 	out := g.sh(t, "stat -c '%u:%g %a %F %n' /f /g2; stat -c '%t,%T %F' /tmp/null")
 	mustContain(t, out,
@@ -145,7 +146,7 @@ func TestOwnershipRootlessPersists(t *testing.T) {
 // A guest user made with --user/--group owns its home and the files it
 // creates; the guest root can su to it.
 func TestOwnershipRootlessUser(t *testing.T) {
-	g := newOwnGuest(t, alpine312)
+	g := newOwnGuest(t, sharedRootfs(t, alpine312))
 	out := g.sh(t, "id; cd && touch x && mkdir d && ls -ln x d && ls -l x", "--user", "myuser:2000", "--group", "mygroup:2000")
 	mustContain(t, out, "uid=2000(myuser) gid=2000(mygroup)", "myuser   mygroup")
 	out = g.sh(t, "stat -c '%U:%G %n' /home/myuser/x /home/myuser/d; su - myuser -c id; su myuser -c 'touch /tmp/by-user'; stat -c '%u:%g' /tmp/by-user")
@@ -168,7 +169,7 @@ func TestOwnershipRootlessUser(t *testing.T) {
 // into a directory it made read-only, as real root does, and the modes it
 // set are the ones it sees.
 func TestOwnershipRootlessSetuidAndPermissions(t *testing.T) {
-	g := newOwnGuest(t, alpine320)
+	g := newOwnGuest(t, sharedRootfs(t, alpine320))
 	prog := musl(t, `#define _GNU_SOURCE
 #include <stdio.h>
 #include <unistd.h>
@@ -200,7 +201,7 @@ int main(void) {
 
 // busybox tar run by the guest root restores owners it archived.
 func TestOwnershipRootlessTarSameOwner(t *testing.T) {
-	g := newOwnGuest(t, alpine320)
+	g := newOwnGuest(t, sharedRootfs(t, alpine320))
 	out := g.sh(t, `mkdir -p /src/d && touch /src/d/a /src/b && chown 12:34 /src/d/a && chown 56:78 /src/d && chmod 2750 /src/d &&
 cd /src && tar -cf /t.tar . && mkdir /dst && cd /dst && tar -xpf /t.tar && stat -c '%u:%g %a %n' /dst/d/a /dst/d /dst/b`)
 	mustContain(t, out, "12:34 644 /dst/d/a", "56:78 2750 /dst/d", "0:0 644 /dst/b")
