@@ -36,6 +36,17 @@ func openat2Entry(c *Call) {
 	flags := binary.LittleEndian.Uint64(how[0:])
 	resolve := binary.LittleEndian.Uint64(how[16:])
 	if resolve&(unix.RESOLVE_IN_ROOT|unix.RESOLVE_BENEATH) != 0 {
+		// Only a directory inside the guest confines: one the guest
+		// got from the host (an inherited descriptor) would not.
+		var err error
+		if fd := int32(c.Arg(0)); fd == unix.AT_FDCWD {
+			_, err = c.tr.cwdOf(c.T)
+		} else if _, errno := c.tr.fdGuest(c.T.Tid, int(fd)); errno != 0 {
+			err = errno
+		}
+		if err != nil {
+			c.Fail(errnoOf(err))
+		}
 		return
 	}
 	c.tr.translateArg(c, pathArg{dir: 0, path: 1, flags: noArg, follow: openFollow(flags)})
