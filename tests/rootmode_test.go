@@ -483,6 +483,10 @@ func TestRootModeHostRoot(t *testing.T) {
 	if !bytes.Equal(before, after) || beforeSt.Mtim != afterSt.Mtim {
 		t.Fatal("the host's /etc/passwd changed")
 	}
+	// Without user setup the host's root is a valid (if pointless) tree.
+	if r := runRoot(t, home, "--host-binds=", link, "sh", "-c", "test -d /etc && id -u"); r.Code != 0 || r.Stdout != "0\n" {
+		t.Fatal(r)
+	}
 }
 
 func TestRootModeBindWorkdirEnv(t *testing.T) {

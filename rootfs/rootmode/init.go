@@ -233,9 +233,11 @@ func enter(spec *rootfs.RunSpec) error {
 		if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 			return fmt.Errorf("detach the host's root: %w", err)
 		}
-	} else if err == unix.EINVAL {
+	} else if err == unix.EINVAL || err == unix.EBUSY {
 		// The host's / is the initramfs rootfs, which cannot be pivoted
-		// away (pivot_root(2)); chroot is what is left.
+		// away (EINVAL), or the rootfs is the host's / itself, whose
+		// self-bind lookups of "/" never reach (EBUSY): chroot is what is
+		// left, and for the host's / it changes nothing.
 		if err := unix.Chroot("."); err != nil {
 			return fmt.Errorf("chroot %s: %w", spec.Root, err)
 		}

@@ -248,12 +248,30 @@ func (t *terminal) setForeground(pgrp int) {
 func (t *terminal) restore() { t.setForeground(t.pgrp) }
 
 func (t *terminal) suspend() {
+	if !t.jobControl() {
+		// Nobody could continue a stopped nook (it leads its session, as
+		// under script(1) or ssh -t, or its group is orphaned): ^Z does
+		// nothing, as in a shell without job control.
+		unix.Kill(-t.child, unix.SIGCONT)
+		return
+	}
 	t.setForeground(t.pgrp)
 	// SIGSTOP, not SIGTSTP: the Go runtime has a handler for the latter.
 	unix.Kill(os.Getpid(), unix.SIGSTOP)
 	// Continued by the shell (fg).
 	t.setForeground(t.child)
 	unix.Kill(-t.child, unix.SIGCONT)
+}
+
+// jobControl reports whether a job-control shell can continue nook after it
+// stops: nook's process group is not orphaned (POSIX), i.e. nook's parent
+// is in the same session but another process group.
+func (t *terminal) jobControl() bool {
+	ppid := os.Getppid()
+	psid, err1 := unix.Getsid(ppid)
+	sid, err2 := unix.Getsid(0)
+	ppgrp, err3 := unix.Getpgid(ppid)
+	return err1 == nil && err2 == nil && err3 == nil && psid == sid && ppgrp != t.pgrp
 }
 
 // ErrNotRoot is returned by Check when root mode cannot work.
