@@ -163,3 +163,53 @@ func processesWith(t *testing.T, s string) []string {
 	}
 	return pids
 }
+
+// procsC exercises process creation paths: posix_spawn (CLONE_VM|
+// CLONE_VFORK in musl), /proc/self/fd and getcwd edge cases, then an execve
+// from a thread that is not the leader (the thread takes over the pid).
+const procsC = `#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+extern char **environ;
+static void *execer(void *arg) {
+	char *av[] = { "sh", "-c", "echo exec from thread: $(readlink /proc/self/exe) $(readlink /proc/$$/cwd)", 0 };
+	execve("/bin/sh", av, environ);
+	perror("execve");
+	return arg;
+}
+int main(void) {
+	pid_t pid;
+	char *av[] = { "echo", "spawned", 0 };
+	if (posix_spawn(&pid, "/bin/echo", 0, 0, av, environ)) { perror("posix_spawn"); return 1; }
+	int st;
+	waitpid(pid, &st, 0);
+	chdir("/usr/lib");
+	int fd = open("../share/../bin/../lib/../../etc/alpine-release", O_RDONLY);
+	char p[64], l[256];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(p, l, sizeof l - 1);
+	l[n < 0 ? 0 : n] = 0;
+	printf("fd link %s\n", l);
+	char small[4];
+	printf("small getcwd %s\n", getcwd(small, sizeof small) == 0 && errno == ERANGE ? "ERANGE" : "wrong");
+	printf("getcwd %s\n", getcwd(l, sizeof l));
+	fflush(stdout);
+	pthread_t t;
+	pthread_create(&t, 0, execer, 0);
+	for (;;) pause();
+}
+`
+
+func TestRootlessProcesses(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "procs", musl(t, procsC, false, "-lpthread"), 0o755)
+	want := "spawned\nfd link /etc/alpine-release\nsmall getcwd ERANGE\ngetcwd /usr/lib\nexec from thread: /bin/busybox /usr/lib\n"
+	if got := g.sh(t, "/procs"); got != want {
+		t.Errorf("processes:\n%q\nwant\n%q", got, want)
+	}
+}
