@@ -2,6 +2,8 @@ package tests
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -212,4 +214,82 @@ func TestRootlessProcesses(t *testing.T) {
 	if got := g.sh(t, "/procs"); got != want {
 		t.Errorf("processes:\n%q\nwant\n%q", got, want)
 	}
+}
+
+// denyC runs argv[3:] under a seccomp filter that fails syscall argv[1]
+// with errno argv[2] (and prctl(PR_SET_SECCOMP) too when argv[1] is
+// seccomp's number): a system where ptrace or seccomp is forbidden, as in
+// some containers.
+const denyC = `#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	unsigned nr = atoi(argv[1]), err = atoi(argv[2]);
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 157, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr == 317 ? PR_SET_SECCOMP : 0xffff, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | err),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+		perror("seccomp");
+		return 2;
+	}
+	execv(argv[3], argv + 3);
+	perror("execv");
+	return 2;
+}
+`
+
+func TestRootlessUnavailable(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	deny := filepath.Join(g.base, "deny")
+	if err := os.WriteFile(deny, hostCC(t, denyC), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		nr, errno string
+		msg       string
+	}{
+		{"ptrace", "101", "1", "PTRACE_SEIZE"},
+		{"seccomp", "317", "22", "seccomp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := g.u.Command(deny, tc.nr, tc.errno, nookBin, "run", "--mode", "rootless", g.dir, "--", "true")
+			cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+			r := runCmd(t, cmd)
+			if r.Code != 125 || !strings.Contains(r.Stderr, "unavailable") || !strings.Contains(r.Stderr, tc.msg) {
+				t.Errorf("without %s: %s", tc.name, r)
+			}
+		})
+	}
+}
+
+// hostCC compiles a helper that runs on the host (with the host's kernel
+// headers, which musl-gcc lacks).
+func hostCC(t *testing.T, src string) []byte {
+	t.Helper()
+	d := t.TempDir()
+	c := filepath.Join(d, "prog.c")
+	if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("gcc", "-O1", "-o", filepath.Join(d, "prog"), c).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(d, "prog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

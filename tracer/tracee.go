@@ -31,6 +31,9 @@ func TraceeMain() error {
 		return fail(report, "start", 0, "no command received from the tracer")
 	}
 
+	if err := probeSeccomp(); err != nil {
+		return fail(report, "seccomp", int(errnoOf(err)), "seccomp(SECCOMP_GET_ACTION_AVAIL, SECCOMP_RET_TRACE): "+err.Error())
+	}
 	f, err := buildFilter()
 	if err != nil {
 		return fail(report, "seccomp", 0, err.Error())

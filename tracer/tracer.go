@@ -242,7 +242,7 @@ func ptraceHint(err error) string {
 			return " (kernel.yama.ptrace_scope is 3: ptrace is disabled on this system)"
 		}
 	}
-	return " (ptrace is forbidden here: a container without CAP_SYS_PTRACE-free ptrace, or a security module)"
+	return " (ptrace is forbidden here: by a container's seccomp profile, a security module or kernel.yama.ptrace_scope)"
 }
 
 // forwardSignals sends the guest's first process the termination signals
