@@ -38,6 +38,7 @@ func memTree(t testing.TB, cache bool) (*pathmap.Mapper, *pathmaptest.MemFS) {
 	f.File("/host/cfg")
 	f.Dir("/host/other/o")
 	f.Symlink("/host/link", "other")
+	f.File("/host/v/y")
 	for i := 1; i <= 41; i++ {
 		f.Symlink(fmt.Sprintf("/r/c/l%d", i), fmt.Sprintf("l%d", i+1))
 	}
@@ -49,6 +50,7 @@ func memTree(t testing.TB, cache bool) (*pathmap.Mapper, *pathmaptest.MemFS) {
 			{Host: "/host/cfg", Guest: "/etc/cfg"},
 			{Host: "/host/link", Guest: "/srv"},
 			{Host: "/r/home", Guest: "/h2"},
+			{Host: "/host/v", Guest: "/deep/virtual/mnt"}, // parents missing in /r
 		},
 		FS:    f,
 		Cache: cache,
@@ -123,6 +125,11 @@ func TestResolveMem(t *testing.T) {
 		{"parent dot", pathmap.Request{Path: "/home/.", Parent: true}, "/r/home/.", "/home", nil, false},
 		{"parent mount", pathmap.Request{Path: "/mnt", Parent: true}, "/host/data", "/mnt", nil, true},
 		{"parent mount cfg", pathmap.Request{Path: "/etc/cfg", Parent: true}, "/host/cfg", "/etc/cfg", nil, true},
+		{"virtual parents", pathmap.Request{Path: "/deep/virtual/mnt/y"}, "/host/v/y", "/deep/virtual/mnt/y", nil, false},
+		{"virtual parents dotdot", pathmap.Request{Path: "/deep/virtual/mnt/../../virtual/./mnt/y"}, "/host/v/y", "/deep/virtual/mnt/y", nil, false},
+		{"virtual parent itself", pathmap.Request{Path: "/deep/virtual", Follow: true}, "/r/deep/virtual", "/deep/virtual", nil, false},
+		{"virtual parent other child", pathmap.Request{Path: "/deep/other/x", Follow: true}, "", "", unix.ENOENT, false},
+		{"cwd virtual", pathmap.Request{Cwd: "/deep/virtual/mnt", Path: "../mnt/y"}, "/host/v/y", "/deep/virtual/mnt/y", nil, false},
 		{"parent missing middle", pathmap.Request{Path: "/missing/x", Parent: true}, "", "", unix.ENOENT, false},
 	}
 	for _, cache := range []bool{false, true} {
@@ -182,5 +189,31 @@ func TestToGuestMem(t *testing.T) {
 		if err != nil || g != c.guest {
 			t.Errorf("ToGuest(%q) = %q, %v; want %q", c.host, g, err, c.guest)
 		}
+	}
+}
+
+func TestNewBindErrors(t *testing.T) {
+	f := pathmaptest.New()
+	f.File("/r/file")
+	f.Symlink("/r/loop", "loop")
+	f.Symlink("/r/dang", "/nowhere/x")
+	f.Dir("/src")
+	for _, c := range []struct {
+		bind pathmap.Bind
+		err  error
+	}{
+		{pathmap.Bind{Host: "/src", Guest: "/file/x"}, unix.ENOTDIR},
+		{pathmap.Bind{Host: "/src", Guest: "/loop/x"}, unix.ELOOP},
+		{pathmap.Bind{Host: "/src", Guest: "/dang/x"}, unix.ENOENT},
+		{pathmap.Bind{Host: "/missing", Guest: "/x"}, unix.ENOENT},
+		{pathmap.Bind{Host: "src", Guest: "/x"}, nil},
+	} {
+		_, err := pathmap.New(pathmap.Config{Root: "/r", Binds: []pathmap.Bind{c.bind}, FS: f})
+		if err == nil || c.err != nil && !errors.Is(err, c.err) {
+			t.Errorf("New with bind %+v: %v; want %v", c.bind, err, c.err)
+		}
+	}
+	if _, err := pathmap.New(pathmap.Config{Root: "/r/file", FS: f}); !errors.Is(err, unix.ENOTDIR) {
+		t.Errorf("New with a file as root: %v", err)
 	}
 }

@@ -68,7 +68,11 @@ type Config struct {
 	// source); Guest is resolved inside the guest as it stands before the
 	// bind, following symlinks (as mount(2) run inside the chroot does with
 	// the target). A Guest that does not exist in the tree is mounted
-	// anyway (a virtual mount point).
+	// anyway, as if nook had created the mount point and its missing
+	// parents: the walk goes through missing directories on the way to a
+	// mount point (they still do not exist for stat, open or readdir).
+	// A Guest that cannot be reached otherwise (a file or a dangling
+	// symlink on the way, a symlink loop) fails New, as mount(2) would.
 	Binds []Bind
 	FS    FS // nil: the real file system (OSFS)
 	// Cache enables the cache of looked-up host entries. With it on, the
@@ -144,6 +148,8 @@ type Mapper struct {
 	frames  []frame
 	pending []string
 	num     []byte
+	link    []byte // readlink buffer
+	glue    string // target of the bind New is mounting
 }
 
 // New checks cfg and returns a Mapper.
@@ -186,9 +192,13 @@ func New(cfg Config) (*Mapper, error) {
 		}
 		guest := b.Guest
 		if guest != "/" {
-			if r, err := m.Resolve(Request{Cwd: "/", Path: guest, Follow: true}); err == nil {
-				guest = r.Guest
+			m.glue = guest
+			r, err := m.Resolve(Request{Cwd: "/", Path: guest, Follow: true})
+			m.glue = ""
+			if err != nil {
+				return nil, fmt.Errorf("pathmap: bind target %q: %w", b.Guest, err)
 			}
+			guest = r.Guest
 		}
 		if guest == "/" {
 			guest = ""

@@ -101,6 +101,11 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 
 		m.push(name)
 		mode, target, err := m.stat()
+		if err == unix.ENOENT && !final && m.onMountPath() {
+			// A missing directory on the way to a bind's mount point:
+			// walk through it (see Config.Binds).
+			mode, err = unix.S_IFDIR, nil
+		}
 		if err != nil {
 			if final && err == unix.ENOENT {
 				// The kernel creates it (O_CREAT through a dangling link
@@ -294,18 +299,20 @@ func (m *Mapper) stat() (mode uint32, target string, err error) {
 	if len(m.host) >= PathMax {
 		return 0, "", unix.ENAMETOOLONG
 	}
-	h := "/"
-	if len(m.host) > 0 {
-		h = bstr(m.host)
+	if _, ok := m.fs.(OSFS); ok {
+		mode, target, err = m.osStat()
+	} else {
+		h := "/"
+		if len(m.host) > 0 {
+			h = bstr(m.host)
+		}
+		mode, err = m.fs.Lstat(h)
+		if err == nil && mode == unix.S_IFLNK {
+			target, err = m.fs.Readlink(h)
+		}
 	}
-	mode, err = m.fs.Lstat(h)
 	if err != nil {
 		return 0, "", err
-	}
-	if mode == unix.S_IFLNK {
-		if target, err = m.fs.Readlink(h); err != nil {
-			return 0, "", err
-		}
 	}
 	if m.cache != nil && !m.mounts[top.mnt].proc {
 		if top.node == nil && len(m.frames) > 1 {
@@ -381,4 +388,41 @@ func (m *Mapper) parentResult(name string, slash bool) (Result, error) {
 	parentMnt := m.frames[len(m.frames)-1].mnt
 	m.push(name)
 	return m.result(slash, m.frames[len(m.frames)-1].mnt != parentMnt)
+}
+
+// osStat is stat for OSFS without allocating: the host buffer is
+// NUL-terminated in place for the syscalls.
+func (m *Mapper) osStat() (mode uint32, target string, err error) {
+	n := len(m.host)
+	if n == 0 {
+		m.host = append(m.host, '/')
+	}
+	m.host = append(m.host, 0)
+	defer func() { m.host = m.host[:n] }()
+	if mode, err = lstatNUL(m.host); err != nil || mode != unix.S_IFLNK {
+		return mode, "", err
+	}
+	if len(m.link) < PathMax {
+		m.link = make([]byte, PathMax)
+	}
+	k, err := readlinkNUL(m.host, m.link)
+	if err != nil {
+		return 0, "", err
+	}
+	if k >= PathMax {
+		return 0, "", unix.ENAMETOOLONG
+	}
+	return mode, string(m.link[:k]), nil
+}
+
+// onMountPath reports whether the top position is a proper ancestor of a
+// bind's mount point (or, while New mounts a bind, of its target).
+func (m *Mapper) onMountPath() bool {
+	g := bstr(m.guest)
+	for i := 1; i < len(m.mounts); i++ {
+		if mg := m.mounts[i].guest; len(mg) > len(g) && hasDirPrefix(mg, g) {
+			return true
+		}
+	}
+	return len(m.glue) > len(g) && hasDirPrefix(m.glue, g)
 }

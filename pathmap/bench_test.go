@@ -1,0 +1,50 @@
+package pathmap_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"nook/pathmap"
+)
+
+// BenchmarkResolve resolves a 6-component path with two symlinks (one
+// relative, one absolute) on the real file system, as the tracer does for
+// every filename syscall.
+func BenchmarkResolve(b *testing.B) {
+	root := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "a/b/c/d/e"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "a/b/c/d/e/f"), nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Symlink("b", filepath.Join(root, "a/l1")); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Symlink("/a/b/c/d", filepath.Join(root, "a/b/c/l2")); err != nil {
+		b.Fatal(err)
+	}
+	const p = "/a/l1/c/l2/e/f"
+	for _, cache := range []bool{false, true} {
+		name := "nocache"
+		if cache {
+			name = "cache"
+		}
+		b.Run(name, func(b *testing.B) {
+			m, err := pathmap.New(pathmap.Config{Root: root, Cache: cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := pathmap.Request{Cwd: "/", Path: p, Follow: true}
+			want := filepath.Join(root, "a/b/c/d/e/f")
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := m.Resolve(req)
+				if err != nil || r.Host != want {
+					b.Fatalf("Resolve = %+v, %v", r, err)
+				}
+			}
+		})
+	}
+}
