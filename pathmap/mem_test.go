@@ -217,3 +217,78 @@ func TestNewBindErrors(t *testing.T) {
 		t.Errorf("New with a file as root: %v", err)
 	}
 }
+
+// TestHostPathMax: a guest path the kernel would take can translate to a
+// host path it would not; Resolve says so with ENAMETOOLONG.
+func TestHostPathMax(t *testing.T) {
+	f := pathmaptest.New()
+	dir := ""
+	for i := 0; i < 16; i++ {
+		dir += "/" + strings.Repeat(string(rune('a'+i)), 250)
+	}
+	f.Dir("/r" + dir)
+	m, err := pathmap.New(pathmap.Config{Root: "/r", FS: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		final int
+		err   error
+	}{
+		{76, nil},               // guest 4093 bytes, host 4095
+		{77, unix.ENAMETOOLONG}, // guest 4094 bytes, host 4096
+	} {
+		p := dir + "/" + strings.Repeat("z", c.final)
+		r, err := m.Resolve(pathmap.Request{Cwd: "/", Path: p})
+		if err != c.err || err == nil && r.Host != "/r"+p {
+			t.Errorf("guest path of %d bytes: %v, %v; want %v", len(p), len(r.Host), err, c.err)
+		}
+	}
+}
+
+// TestInvalidate checks the cache contract: an entry removed or replaced
+// is seen again after Invalidate of its host path, through every mount
+// that shows it, and not before.
+func TestInvalidate(t *testing.T) {
+	m, f := memTree(t, true)
+	resolve := func(p string) string {
+		r, err := m.Resolve(pathmap.Request{Cwd: "/", Path: p, Follow: true})
+		if err != nil {
+			return err.Error()
+		}
+		return r.Host
+	}
+	f.Dir("/r/home/u/sub")
+	f.File("/r/home/u/sub/f")
+	for _, p := range []string{"/home/u/sub/f", "/h2/u/sub/f"} {
+		if got := resolve(p); got != "/r/home/u/sub/f" {
+			t.Fatalf("%s: %s", p, got)
+		}
+	}
+	// The guest replaces /home/u/sub with a symlink (rename over it).
+	f.Remove("/r/home/u/sub")
+	f.Symlink("/r/home/u/sub", "/etc")
+	if got := resolve("/home/u/sub/f"); got != "/r/home/u/sub/f" {
+		t.Fatalf("cache not used: %s", got)
+	}
+	m.Invalidate("/r/home/u/sub")
+	for _, p := range []string{"/home/u/sub/f", "/h2/u/sub/f"} {
+		if got := resolve(p); got != "/r/etc/f" {
+			t.Errorf("%s after Invalidate: %s", p, got)
+		}
+	}
+	// Removing a directory forgets what is below it too.
+	f.Remove("/r/home/u")
+	f.File("/r/home/u")
+	m.Invalidate("/r/home/u/")
+	if got := resolve("/h2/u/sub/f"); got != unix.ENOTDIR.Error() {
+		t.Errorf("after rmdir and creat: %s", got)
+	}
+	// Flush forgets everything.
+	f.Remove("/r/usr/lib")
+	f.Symlink("/r/usr/lib", "/bin")
+	m.Flush()
+	if got := resolve("/lib/sh"); got != "/r/bin/sh" {
+		t.Errorf("after Flush: %s", got)
+	}
+}
