@@ -165,6 +165,9 @@ type extractor struct {
 	// writable to the modes finish gives back; checked holds those seen.
 	lent    map[string]uint32
 	checked map[string]bool
+	// skipped holds the device nodes a non-root extraction did not create,
+	// while nothing else has been created at their paths.
+	skipped map[string]bool
 }
 
 type dirMeta struct {
@@ -194,6 +197,7 @@ func newExtractor(ctx context.Context, dst string, opt ExtractOptions) (*extract
 		added:    map[string]bool{},
 		lent:     map[string]uint32{},
 		checked:  map[string]bool{},
+		skipped:  map[string]bool{},
 	}, nil
 }
 
@@ -283,7 +287,17 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 		}
 		defer unix.Close(tfd)
 		var st unix.Stat_t
-		if err := fstatatRetry(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		err = fstatatRetry(tfd, tbase, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.ENOENT && x.skipped[target] {
+			// A link to a device a non-root import could not create (and
+			// no recorder left a placeholder for) is skipped the same way.
+			if err := x.replace(pfd, base, false); err != nil {
+				return err
+			}
+			x.skipped[rel] = true
+			return x.record(rel, hdr)
+		}
+		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
@@ -310,7 +324,9 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 		var created bool
 		created, err = x.mknod(pfd, base, hdr)
 		if err == nil && !created {
-			// A device a non-root import cannot create: only recorded.
+			// A device a non-root import cannot create: only recorded
+			// (the ownership recorder leaves a placeholder file).
+			x.skipped[rel] = true
 			return x.record(rel, hdr)
 		}
 	default:
@@ -324,6 +340,7 @@ func (x *extractor) create(rel string, hdr *tar.Header, body io.Reader) error {
 
 // done notes that rel now exists and tells the recorder.
 func (x *extractor) done(rel string, hdr *tar.Header) error {
+	delete(x.skipped, rel)
 	if x.opt.Layer {
 		x.added[rel] = true
 	}
@@ -418,8 +435,18 @@ func openBeneath(root int, rel string, create bool) (int, error) {
 		}
 		nfd, err := openRetry(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT && create {
-			if err = retry(func() error { return unix.Mkdirat(fd, c, 0o755) }); err == nil || err == unix.EEXIST {
+			err = retry(func() error { return unix.Mkdirat(fd, c, 0o755) })
+			made := err == nil
+			if made || err == unix.EEXIST {
 				nfd, err = openRetry(fd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+			if made && err == nil {
+				// 0755 whatever the umask: a guest user must be able to
+				// reach what the archive puts below.
+				err = chmodFd(nfd, 0o755)
+				if err != nil {
+					unix.Close(nfd)
+				}
 			}
 		}
 		if err == unix.ENOTDIR || err == unix.ELOOP {

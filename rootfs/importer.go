@@ -82,6 +82,12 @@ func (s *Store) importSource(ctx context.Context, source string, opt ImportOptio
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		return "", err
 	}
+	// Images say nothing about / (layers never set it): 0755 whatever the
+	// umask, so guest users can reach the tree. A tarball's "./" entry
+	// overrides it.
+	if err := os.Chmod(tree, 0o755); err != nil {
+		return "", err
+	}
 
 	im := &importer{ctx: ctx, src: src, staging: staging, tree: tree, max: opt.MaxBytes, progress: opt.Progress}
 	newRec := opt.Recorder

@@ -224,6 +224,7 @@ func TestExtractUnprivileged(t *testing.T) {
 		{name: "null", typ: tar.TypeReg, body: "placeholder to be replaced"},
 		{name: "null", typ: tar.TypeChar, mode: 0o666},
 		{name: "fifo", typ: tar.TypeFifo, mode: 0o644},
+		{name: "null2", typ: tar.TypeLink, link: "null"},
 	})
 	var rec testRecorder
 	if err := extractBytes(root, data, ExtractOptions{Recorder: &rec}); err != nil {
@@ -238,7 +239,10 @@ func TestExtractUnprivileged(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(root, "fifo")); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
 		t.Errorf("fifo: %v", err)
 	}
-	if got := strings.Join(rec.rels, ","); got != "su,null,null,fifo" {
+	if _, err := os.Lstat(filepath.Join(root, "null2")); !os.IsNotExist(err) {
+		t.Errorf("null2: %v", err)
+	}
+	if got := strings.Join(rec.rels, ","); got != "su,null,null,fifo,null2" {
 		t.Errorf("recorded %s", got)
 	}
 }
