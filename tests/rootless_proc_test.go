@@ -293,3 +293,53 @@ func hostCC(t *testing.T, src string) []byte {
 	}
 	return b
 }
+
+// TestRootlessInteractiveJobControl drives an interactive bash on a
+// pseudo-terminal (script(1)): Ctrl-Z stops the foreground job, the shell
+// reports it stopped, and fg resumes it.
+func TestRootlessInteractiveJobControl(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	g := newGuest(t, debianTarball(t, false))
+	nookLine := strings.Join([]string{nookBin, "run", "--mode", "rootless", g.dir, "--", "bash", "--norc", "-i"}, " ")
+	cmd := g.u.Command("script", "-qec", nookLine, "/dev/null")
+	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		input string
+		wait  time.Duration
+	}{
+		{"sleep 3; echo after-stop\n", 1500 * time.Millisecond},
+		{"\x1a", 1500 * time.Millisecond},
+		{"jobs; fg; echo resumed-$?\n", 5 * time.Second},
+		{"exit\n", 0},
+	}
+	for _, s := range steps {
+		time.Sleep(500 * time.Millisecond)
+		in.Write([]byte(s.input))
+		time.Sleep(s.wait)
+	}
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("script: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("interactive shell hung:\n%s", out.String())
+	}
+	o := strings.ReplaceAll(out.String(), "\r", "")
+	mustContain(t, o, "Stopped", "after-stop\n", "resumed-0\n")
+}
