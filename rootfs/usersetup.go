@@ -87,6 +87,18 @@ func SetupUser(root string, req UserRequest) (*UserSetup, error) {
 	}
 	defer g.Close()
 
+	// Concurrent runs on one tree must not lose each other's additions
+	// (read, append, rename): they serialise on the guest's /etc, locked
+	// with flock so nothing is created in the tree for it.
+	if user != "" || group != "" {
+		if etc, err := g.Open("/etc", unix.O_RDONLY|unix.O_DIRECTORY, 0); err == nil {
+			defer etc.Close()
+			if err := retryEINTR0(func() error { return unix.Flock(int(etc.Fd()), unix.LOCK_EX) }); err != nil {
+				return nil, fmt.Errorf("lock guest /etc: %w", err)
+			}
+		}
+	}
+
 	s := &setup{root: g, chown: req.Chown, res: &UserSetup{}}
 	if s.passwd, err = s.load("/etc/passwd"); err != nil {
 		return nil, err

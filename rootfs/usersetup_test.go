@@ -3,6 +3,7 @@ package rootfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -403,5 +404,29 @@ func TestLoginEnv(t *testing.T) {
 		if !tc.wantErr && !reflect.DeepEqual(got, tc.want) {
 			t.Fatalf("%v:\n got %q\nwant %q", tc.over, got, tc.want)
 		}
+	}
+}
+
+// TestSetupUserConcurrent: runs adding different users to one tree at the
+// same time keep every addition.
+func TestSetupUserConcurrent(t *testing.T) {
+	root := standardTree(t)
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			_, err := SetupUser(root, UserRequest{User: fmt.Sprintf("u%d:%d", i, 5000+i)})
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		checkLine(t, root, "etc/passwd", fmt.Sprintf("u%d:x:%d:%d:", i, 5000+i, 5000+i))
+		checkLine(t, root, "etc/group", fmt.Sprintf("u%d:x:%d:", i, 5000+i))
+		checkLine(t, root, "etc/shadow", fmt.Sprintf("u%d:!:", i))
 	}
 }
