@@ -343,3 +343,43 @@ func TestRootlessInteractiveJobControl(t *testing.T) {
 	o := strings.ReplaceAll(out.String(), "\r", "")
 	mustContain(t, o, "Stopped", "after-stop\n", "resumed-0\n")
 }
+
+// fexecC runs a program from a descriptor (execveat AT_EMPTY_PATH, as
+// fexecve does) and, with a relative path, from a directory descriptor.
+const fexecC = `#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+extern char **environ;
+int main(int argc, char **argv) {
+	int fd = open(argv[1], O_RDONLY);
+	int dir = open("/bin", O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || dir < 0) { perror("open"); return 1; }
+	if (fork() == 0) {
+		char *av[] = { "echo", "from", "dirfd", 0 };
+		syscall(SYS_execveat, dir, "echo", av, environ, 0);
+		perror("execveat dirfd");
+		_exit(1);
+	}
+	sleep(1);
+	char *av[] = { argv[2], "from", "fd", 0 };
+	syscall(SYS_execveat, fd, "", av, environ, AT_EMPTY_PATH);
+	perror("execveat");
+	return 1;
+}
+`
+
+func TestRootlessExecveat(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "fexec", musl(t, fexecC, false), 0o755)
+	g.put(t, "script", []byte("#!/bin/sh\necho \"script $*\"\n"), 0o755)
+	if got := g.sh(t, "/fexec /bin/busybox echo"); got != "from dirfd\nfrom fd\n" {
+		t.Errorf("execveat of a dynamic program: %q", got)
+	}
+	// A script run from a descriptor gets /dev/fd/N as its path, which
+	// its interpreter opens through the guest's /dev and /proc.
+	if got := g.sh(t, "/fexec /script x"); got != "from dirfd\nscript from fd\n" {
+		t.Errorf("execveat of a script: %q", got)
+	}
+}
