@@ -611,3 +611,39 @@ func TestRootModeRmInUse(t *testing.T) {
 		t.Fatalf("rm after the run: %s", r)
 	}
 }
+
+// TestRootModeEphemeralCopyFallback: a store on a file system that cannot
+// hold an overlay's upper directory (here an overlay itself) still gets
+// ephemeral runs, by copy.
+func TestRootModeEphemeralCopyFallback(t *testing.T) {
+	requireRoot(t)
+	base := t.TempDir()
+	for _, d := range []string{"l", "u", "w", "m"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := filepath.Join(base, "m")
+	opts := fmt.Sprintf("lowerdir=%s/l,upperdir=%s/u,workdir=%s/w", base, base, base)
+	if err := syscall.Mount("overlay", m, "overlay", 0, opts); err != nil {
+		t.Skipf("cannot mount an overlay here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(m, syscall.MNT_DETACH) })
+	home := filepath.Join(m, "home")
+	if r := nook(t, home, "import", "--name", "a320", sharedRootfs(t, alpine320)); r.Code != 0 {
+		t.Fatal(r)
+	}
+	stored := filepath.Join(home, "rootfs", "a320", "rootfs")
+	before := treeSum(t, stored)
+	r := nook(t, home, "run", "--mode", "root", "--ephemeral", "a320", "sh", "-c", "echo changed > /etc/motd && cat /etc/motd")
+	if r.Code != 0 || r.Stdout != "changed\n" {
+		t.Fatal(r)
+	}
+	noMountsUnder(t, home)
+	if after := treeSum(t, stored); after != before {
+		t.Fatalf("stored tree changed: %s -> %s", before, after)
+	}
+	if left := tmpEntries(t, home); len(left) != 0 {
+		t.Fatalf("ephemeral run left %v", left)
+	}
+}
