@@ -483,6 +483,26 @@ func TestRootModeHostRoot(t *testing.T) {
 	if !bytes.Equal(before, after) || beforeSt.Mtim != afterSt.Mtim {
 		t.Fatal("the host's /etc/passwd changed")
 	}
+	// A guest tree whose /etc/passwd and /etc/group point at the host's
+	// files: resolved inside the guest they are loops, never the host's.
+	tree := rootTree(t)
+	for _, f := range []string{"passwd", "group"} {
+		p := filepath.Join(tree, "etc", f)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../../../../../../../../etc/"+f, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runRoot(t, home, "--user", "nookhostuser:2999", tree, "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "too many levels of symbolic links") {
+		t.Fatal(r)
+	}
+	if after, afterSt := readWithStat(t, "/etc/passwd"); !bytes.Equal(before, after) || beforeSt.Mtim != afterSt.Mtim {
+		t.Fatal("the host's /etc/passwd changed")
+	}
+
 	// Without user setup the host's root is a valid (if pointless) tree.
 	if r := runRoot(t, home, "--host-binds=", link, "sh", "-c", "test -d /etc && id -u"); r.Code != 0 || r.Stdout != "0\n" {
 		t.Fatal(r)
