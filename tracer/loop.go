@@ -119,6 +119,9 @@ func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
 	var err error
 	switch {
 	case sig == unix.SIGTRAP|0x80:
+		if tr.stats.on && t.exitNr >= 0 {
+			tr.stats.exit[t.exitNr]++
+		}
 		// Syscall-exit stop (entry stops never happen: syscalls are
 		// resumed with PTRACE_SYSCALL only from their seccomp stop).
 		tr.syscallExit(t)
@@ -136,11 +139,13 @@ func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
 		t = tr.execEvent(t)
 		err = cont(t.Tid, 0)
 	case event == unix.PTRACE_EVENT_STOP:
+		tr.stats.other++
 		err = tr.eventStop(t, sig)
 	case event != 0:
 		err = cont(t.Tid, 0)
 	default:
 		// Signal-delivery stop: deliver the signal.
+		tr.stats.other++
 		err = cont(t.Tid, int(sig))
 	}
 	if err != nil && err != unix.ESRCH {
@@ -260,6 +265,9 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 	}
 	c.Nr = int(nr)
 	tr.proc.cur = t
+	if tr.stats.on {
+		tr.stats.entry[nr]++
+	}
 	if tr.restarted(c) {
 		if hasExit(c.Nr) {
 			t.exitNr = c.Nr

@@ -99,6 +99,7 @@ type tracer struct {
 	proc    procHook
 
 	loaders map[loaderKey]bool // does this dynamic loader accept --argv0
+	stats   *stats
 
 	// unix socket paths too long for sun_path go through O_PATH
 	// descriptors of their directory, held here.

@@ -183,6 +183,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 		readBuf:     make([]byte, 0, unix.PathMax),
 		loaders:     map[loaderKey]bool{},
 		sockDirs:    map[string]int{},
+		stats:       newStats(),
 	}
 	tr.proc.tr = tr
 	p := newProcess(pid)
@@ -218,6 +219,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 	stopSignals := forwardSignals(pid)
 	ws, err := tr.loop()
 	stopSignals()
+	tr.stats.print(os.Stderr)
 	if err != nil {
 		return rootfs.ExitToolFailure, err
 	}
