@@ -41,3 +41,17 @@ func (s *Store) FakeStatxBytes(b []byte, h Host) error {
 	copy(b, raw)
 	return nil
 }
+
+// StatBytes is the kernel's byte layout of st, to write into a tracee.
+func StatBytes(st *unix.Stat_t) []byte {
+	b := make([]byte, SizeofStat)
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(st)), SizeofStat))
+	return b
+}
+
+// StatxBytes is the kernel's byte layout of stx.
+func StatxBytes(stx *unix.Statx_t) []byte {
+	b := make([]byte, SizeofStatx)
+	copy(b, unsafe.Slice((*byte)(unsafe.Pointer(stx)), SizeofStatx))
+	return b
+}

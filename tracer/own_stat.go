@@ -1,65 +1,158 @@
 package tracer
 
 import (
-	"bytes"
+	"fmt"
 
 	"golang.org/x/sys/unix"
 
 	"nook/ownership"
 )
 
-// Stat results are rewritten at the exit stop: owner, mode and device
-// numbers from the ownership store, or the default rule (the real user's
-// files look like root's).
+// The stat family is emulated at its seccomp stop: the tracer resolves the
+// path (as the translation hook would), makes the call itself on the host
+// path — it runs as the same real user, so it meets the same permission
+// errors —, rewrites owner, mode and device numbers from the ownership
+// store (or the default rule: the real user's files look like root's) and
+// writes the result into the guest's buffer. One stop per call, where
+// letting the kernel run it and rewriting at the exit stop would cost two:
+// stat is the hottest call of metadata-heavy programs.
 
 func init() {
-	for nr, bufArg := range map[int]int{
-		unix.SYS_STAT:       1,
-		unix.SYS_LSTAT:      1,
-		unix.SYS_FSTAT:      1,
-		unix.SYS_NEWFSTATAT: 2,
-	} {
-		bufArg := bufArg
-		Register(nr, Hook{Exit: func(c *Call) { ownRewrite(c, c.Arg(bufArg), ownership.SizeofStat, false) }})
-	}
-	Register(unix.SYS_STATX, Hook{Exit: func(c *Call) { ownRewrite(c, c.Arg(4), ownership.SizeofStatx, true) }})
+	Register(unix.SYS_STAT, Hook{Entry: func(c *Call) { ownStatEntry(c, noArg, 0, noArg, 1, true) }})
+	Register(unix.SYS_LSTAT, Hook{Entry: func(c *Call) { ownStatEntry(c, noArg, 0, noArg, 1, false) }})
+	Register(unix.SYS_FSTAT, Hook{Entry: func(c *Call) { ownStatEntry(c, 0, noArg, noArg, 1, true) }})
+	Register(unix.SYS_NEWFSTATAT, Hook{Entry: func(c *Call) { ownStatEntry(c, 0, 1, 3, 2, true) }})
+	Register(unix.SYS_STATX, Hook{Entry: ownStatxEntry})
 }
 
-// ownRewrite rewrites the stat or statx buffer at addr after a successful
-// call. Only changed bytes cost a write.
-func ownRewrite(c *Call, addr uint64, size int, statx bool) {
-	if c.Result() != 0 || addr == 0 {
-		return
+// ownStatTarget is the host path a stat-like call operates on, and
+// whether to follow a final symlink. A path argument of "" with
+// AT_EMPTY_PATH, a NULL path (statx), or no path argument at all names
+// the file open on the dirfd.
+// isFd is set when the path is a /proc/PID/fd/N link.
+func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, fol, isFd bool, errno unix.Errno) {
+	p := ""
+	if pathArg != noArg && c.Arg(pathArg) != 0 {
+		s, err := c.ReadString(c.Arg(pathArg))
+		if err != nil {
+			return "", false, false, errnoOf(err)
+		}
+		p = s
 	}
+	fdOnly := pathArg == noArg || (c.Arg(pathArg) == 0 && c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0)
+	if p == "" && !fdOnly {
+		if flags&unix.AT_EMPTY_PATH == 0 {
+			return "", false, false, unix.ENOENT
+		}
+		fdOnly = true
+	}
+	if fdOnly {
+		fd := int32(unix.AT_FDCWD)
+		if dirArg != noArg {
+			fd = int32(c.Arg(dirArg))
+		}
+		if fd == unix.AT_FDCWD {
+			cwd, err := c.tr.cwdOf(c.T)
+			if err != nil {
+				return "", false, false, errnoOf(err)
+			}
+			res, errno := c.tr.resolve(c, noArg, pathmapRequest(cwd, true))
+			return res.Host, true, false, errno
+		}
+		if fd < 0 {
+			return "", false, false, unix.EBADF
+		}
+		// The magic link reaches the open file itself, whatever it is
+		// (a pipe, a deleted file, a file outside the guest).
+		return fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, fd), true, true, 0
+	}
+	res, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, follow))
+	return res.Host, follow, false, errno
+}
+
+func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 	ownDrain()
-	buf := make([]byte, 2*size)
-	orig, b := buf[:size], buf[size:]
-	if err := c.Read(addr, orig); err != nil {
+	var flags uint64
+	if flagsArg != noArg {
+		flags = c.Arg(flagsArg)
+		if flags&^uint64(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|unix.AT_NO_AUTOMOUNT) != 0 {
+			c.Fail(unix.EINVAL)
+			return
+		}
+		follow = flags&unix.AT_SYMLINK_NOFOLLOW == 0
+	}
+	host, follow, isFd, errno := ownStatTarget(c, dirArg, pathArg, flags, follow)
+	if errno != 0 {
+		c.Fail(errno)
 		return
 	}
-	copy(b, orig)
-	var err error
-	if statx {
-		err = ownRun.store.FakeStatxBytes(b, ownRun.host)
-	} else {
-		err = ownRun.store.FakeStatBytes(b, ownRun.host)
+	at := 0
+	if !follow {
+		at = unix.AT_SYMLINK_NOFOLLOW
 	}
-	if err != nil || bytes.Equal(b, orig) {
+	var st unix.Stat_t
+	if err := ownRetry(func() error { return unix.Fstatat(unix.AT_FDCWD, host, &st, at) }); err != nil {
+		c.Fail(ownFdErrno(err, isFd))
 		return
 	}
-	// Only the first 64 bytes hold what is rewritten (mode, ids, rdev
-	// in struct stat; mode, ids in statx's first 32, rdev at 128): write
-	// the smallest range that covers the change.
-	lo, hi := 0, size
-	for lo < size && b[lo] == orig[lo] {
-		lo++
+	ownRun.store.FakeStat(&st, ownRun.host)
+	if err := c.Write(c.Arg(bufArg), ownership.StatBytes(&st)); err != nil {
+		c.Fail(unix.EFAULT)
+		return
 	}
-	for hi > lo && b[hi-1] == orig[hi-1] {
-		hi--
+	c.Return(0)
+}
+
+// atStatxSyncType is AT_STATX_SYNC_TYPE: FORCE_SYNC | DONT_SYNC.
+const atStatxSyncType = unix.AT_STATX_FORCE_SYNC | unix.AT_STATX_DONT_SYNC
+
+func ownStatxEntry(c *Call) {
+	ownDrain()
+	flags := c.Arg(2)
+	if flags&^uint64(unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH|unix.AT_NO_AUTOMOUNT|atStatxSyncType) != 0 ||
+		flags&atStatxSyncType == atStatxSyncType {
+		c.Fail(unix.EINVAL)
+		return
 	}
-	if err := c.Write(addr+uint64(lo), b[lo:hi]); err != nil {
-		c.SetResult(-int64(unix.EFAULT))
+	mask := uint32(c.Arg(3))
+	if mask&unix.STATX__RESERVED != 0 {
+		c.Fail(unix.EINVAL)
+		return
 	}
+	host, follow, isFd, errno := ownStatTarget(c, 0, 1, flags, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	if errno != 0 {
+		c.Fail(errno)
+		return
+	}
+	at := int(flags) &^ (unix.AT_SYMLINK_NOFOLLOW | unix.AT_EMPTY_PATH)
+	if !follow {
+		at |= unix.AT_SYMLINK_NOFOLLOW
+	}
+	var stx unix.Statx_t
+	// Ask for the type and inode too: the store's key needs them.
+	err := ownRetry(func() error {
+		return unix.Statx(unix.AT_FDCWD, host, at, int(mask|unix.STATX_TYPE|unix.STATX_INO), &stx)
+	})
+	if err != nil {
+		c.Fail(ownFdErrno(err, isFd))
+		return
+	}
+	ownRun.store.FakeStatx(&stx, ownRun.host)
+	if err := c.Write(c.Arg(4), ownership.StatxBytes(&stx)); err != nil {
+		c.Fail(unix.EFAULT)
+		return
+	}
+	c.Return(0)
+}
+
+// ownFdErrno maps an error of a stat through /proc/PID/fd/N: a
+// descriptor that is not open is EBADF for the guest, not ENOENT.
+func ownFdErrno(err error, isFd bool) unix.Errno {
+	e := errnoOf(err)
+	if e == unix.ENOENT && isFd {
+		return unix.EBADF
+	}
+	return e
 }
 
 // ownPending is a file a non-root guest process may have created with
@@ -83,7 +176,7 @@ func ownDrain() {
 			continue // the open failed, or the file is gone again
 		}
 		if _, ok := ownRun.store.Get(st.Key(), st.Type()); ok {
-			continue // existed before, or already recorded
+			continue // already recorded
 		}
 		ownRun.store.Created(st, ownRel(p.host), p.creds, p.parent, ownRun.host)
 	}
