@@ -110,4 +110,8 @@ func TestRunRootlessHostBindsEnvStatus(t *testing.T) {
 	if r := run("a320", "nosuchcommand"); r.Code != 127 || !strings.HasPrefix(r.Stderr, "nook: error: ") {
 		t.Fatal(r)
 	}
+	r := u.Nook(t, home, "run", "--mode", "root", "a320", "true")
+	if r.Code != 125 || !strings.Contains(r.Stderr, "nook: error: root mode needs root") {
+		t.Fatalf("--mode root without root: %s", r)
+	}
 }
