@@ -165,6 +165,11 @@ type extractor struct {
 	// writable to the modes finish gives back; checked holds those seen.
 	lent    map[string]uint32
 	checked map[string]bool
+	// cacheFd is an O_PATH fd of the directory cacheRel (-1: none).
+	cacheFd  int
+	cacheRel string
+	// noClone is set once FICLONE fails for want of support.
+	noClone bool
 	// skipped holds the device nodes a non-root extraction did not create,
 	// while nothing else has been created at their paths.
 	skipped map[string]bool
@@ -198,10 +203,14 @@ func newExtractor(ctx context.Context, dst string, opt ExtractOptions) (*extract
 		lent:     map[string]uint32{},
 		checked:  map[string]bool{},
 		skipped:  map[string]bool{},
+		cacheFd:  -1,
 	}, nil
 }
 
-func (x *extractor) close() { unix.Close(x.root) }
+func (x *extractor) close() {
+	x.forget()
+	unix.Close(x.root)
+}
 
 // cleanName validates an archive name and returns it relative to the top:
 // absolute names and ".." components are refused rather than stripped, as
@@ -389,7 +398,7 @@ func (x *extractor) whiteout(dir, base string) error {
 	if x.added[path.Join(dir, name)] {
 		return nil
 	}
-	return removeAt(pfd, name)
+	return x.remove(pfd, name)
 }
 
 // opaque removes the children of dir that lower layers left.
@@ -402,7 +411,7 @@ func (x *extractor) opaque(pfd int, dir string) error {
 		if x.added[path.Join(dir, n)] {
 			continue
 		}
-		if err := removeAt(pfd, n); err != nil {
+		if err := x.remove(pfd, n); err != nil {
 			return err
 		}
 	}
@@ -413,8 +422,42 @@ func (x *extractor) opaque(pfd int, dir string) error {
 // with O_NOFOLLOW, so that no symlink, whoever created it, is ever
 // followed. With create, missing directories are made (0755, as tar does
 // for directories an archive implies but does not list).
+//
+// Archives list a directory's entries together, so the last directory
+// opened is kept and duplicated while nothing has been removed: a removal
+// (the only way a path can come to name another directory) drops it.
 func (x *extractor) openDir(rel string, create bool) (int, error) {
-	return openBeneath(x.root, rel, create)
+	if x.cacheFd >= 0 && rel == x.cacheRel {
+		for {
+			fd, err := unix.FcntlInt(uintptr(x.cacheFd), unix.F_DUPFD_CLOEXEC, 0)
+			if err != unix.EINTR {
+				return fd, err
+			}
+		}
+	}
+	fd, err := openBeneath(x.root, rel, create)
+	if err != nil {
+		return -1, err
+	}
+	x.forget()
+	if c, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+		x.cacheFd, x.cacheRel = c, rel
+	}
+	return fd, nil
+}
+
+// forget drops the cached directory fd.
+func (x *extractor) forget() {
+	if x.cacheFd >= 0 {
+		unix.Close(x.cacheFd)
+		x.cacheFd, x.cacheRel = -1, ""
+	}
+}
+
+// remove is removeAt for entries of the tree being extracted.
+func (x *extractor) remove(pfd int, name string) error {
+	x.forget()
+	return removeAt(pfd, name)
 }
 
 func openBeneath(root int, rel string, create bool) (int, error) {
@@ -513,7 +556,7 @@ func (x *extractor) replace(pfd int, base string, dir bool) error {
 	if dir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return nil
 	}
-	return removeAt(pfd, base)
+	return x.remove(pfd, base)
 }
 
 func (x *extractor) deferDir(rel string, hdr *tar.Header) {
@@ -604,9 +647,12 @@ func (x *extractor) writeFile(pfd int, base string, hdr *tar.Header, body io.Rea
 // file (directory sources) is reflinked where the filesystem can, else
 // copied in the kernel by io.Copy's copy_file_range path.
 func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
-	if src, ok := body.(*os.File); ok && size > 0 {
-		if unix.IoctlFileClone(int(f.Fd()), int(src.Fd())) == nil {
+	if src, ok := body.(*os.File); ok && size > 0 && !x.noClone {
+		switch err := unix.IoctlFileClone(int(f.Fd()), int(src.Fd())); err {
+		case nil:
 			return nil
+		case unix.EOPNOTSUPP, unix.ENOTTY, unix.EXDEV, unix.EINVAL, unix.ENOSYS:
+			x.noClone = true // this filesystem pair cannot reflink
 		}
 	}
 	if x.ctx.Done() != nil {
