@@ -397,6 +397,21 @@ func TestRootModeEphemeral(t *testing.T) {
 		t.Fatalf("ephemeral runs left %v", left)
 	}
 
+	// SIGINT/SIGTERM end the command, then nook removes the copy.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd, _, _ := startNook(t, home, "sleep", "--ephemeral", "a312", "sleep", "100")
+		if left := tmpEntries(t, home); len(left) != 1 {
+			t.Fatalf("running ephemeral run: tmp holds %v", left)
+		}
+		cmd.Process.Signal(sig)
+		if code := exitCode(t, cmd); code != 128+int(sig) {
+			t.Fatalf("%v: exit %d", sig, code)
+		}
+		if left := tmpEntries(t, home); len(left) != 0 {
+			t.Fatalf("%v: ephemeral copy left: %v", sig, left)
+		}
+	}
+
 	// A run killed outright leaves its copy; the next run removes it.
 	cmd, _, _ := startNook(t, home, "sleep", "--ephemeral", "a312", "sleep", "100")
 	cmd.Process.Kill()
