@@ -94,7 +94,7 @@ func (s *Store) importSource(ctx context.Context, source string, opt ImportOptio
 	if newRec == nil && os.Geteuid() != 0 {
 		newRec = NewRecorder
 	}
-	if newRec != nil && !st.IsDir() {
+	if newRec != nil && (!st.IsDir() || isOCILayout(src)) {
 		// Directory copies carry the host's owners, not an archive's, so
 		// they are not recorded.
 		im.rec, err = newRec(tree, filepath.Join(staging, "ownership.db"))
@@ -258,7 +258,7 @@ func (im *importer) extract(r io.Reader, layer bool) error {
 // directory imports a directory: an OCI layout, or a tree to copy.
 func (im *importer) directory() error {
 	im.defaultName = filepath.Base(im.src)
-	if isFile(filepath.Join(im.src, "oci-layout")) && isFile(filepath.Join(im.src, "index.json")) {
+	if isOCILayout(im.src) {
 		im.format = "oci-layout"
 		return im.ociLayout(im.src)
 	}
@@ -289,6 +289,11 @@ func (im *importer) notAncestorOfStore() error {
 		return fmt.Errorf("the directory contains the nook store (%s)", im.staging)
 	}
 	return nil
+}
+
+// isOCILayout reports whether dir is an OCI image layout.
+func isOCILayout(dir string) bool {
+	return isFile(filepath.Join(dir, "oci-layout")) && isFile(filepath.Join(dir, "index.json"))
 }
 
 func isFile(p string) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -201,3 +202,45 @@ func TestRemoveTreeStopsAtMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The recorder sees the entries of archives and OCI layouts, not of
+// directory copies.
+func TestImportRecorder(t *testing.T) {
+	s := newTestStore(t)
+	src := t.TempDir()
+	tarball := filepath.Join(src, "r.tar")
+	os.WriteFile(tarball, mkTar(t, []ent{{name: "etc/", typ: '5'}, {name: "etc/x", typ: '0', body: "x"}}), 0o644)
+	tree := filepath.Join(src, "tree")
+	os.MkdirAll(filepath.Join(tree, "etc"), 0o755)
+	for _, tc := range []struct {
+		src, name, want string
+	}{
+		{tarball, "t", "etc,etc/x"},
+		{tree, "d", ""},
+	} {
+		var rec testRecorder
+		var closed bool
+		_, err := s.Import(context.Background(), tc.src, ImportOptions{Name: tc.name, Recorder: func(rootfsDir, dbPath string) (MetadataRecorder, error) {
+			if filepath.Dir(rootfsDir) != filepath.Dir(dbPath) || !strings.HasPrefix(dbPath, filepath.Join(s.Home, "tmp")) {
+				t.Errorf("recorder paths %s %s", rootfsDir, dbPath)
+			}
+			return &closeRecorder{&rec, &closed}, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(rec.rels, ","); got != tc.want {
+			t.Errorf("%s: recorded %q, want %q", tc.name, got, tc.want)
+		}
+		if tc.want != "" && !closed {
+			t.Errorf("%s: recorder not closed", tc.name)
+		}
+	}
+}
+
+type closeRecorder struct {
+	*testRecorder
+	closed *bool
+}
+
+func (c *closeRecorder) Close() error { *c.closed = true; return nil }
