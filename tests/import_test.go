@@ -485,6 +485,9 @@ func TestImportBadInputs(t *testing.T) {
 			{Name: "etc/", Type: tar.TypeDir}, {Name: "etc/h", Type: tar.TypeLink, Link: up + "etc/passwd"}}))}},
 		{"hard link through symlink", []string{"import", writeFile(t, filepath.Join(src, "hardsym.tar"), buildTar(t, []tentry{
 			{Name: "etc/", Type: tar.TypeDir}, {Name: "link", Type: tar.TypeSymlink, Link: outside}, {Name: "etc/h", Type: tar.TypeLink, Link: "link/secret"}}))}},
+		{"image layer escaping", []string{"import", writeFile(t, filepath.Join(src, "evil-image.tar"), evilDockerSave(t, outside))}},
+		{"image manifest naming a host file", []string{"import", writeFile(t, filepath.Join(src, "evil-manifest.tar"), buildTar(t, []tentry{
+			{Name: "manifest.json", Body: `[{"Config":"c.json","RepoTags":["x:1"],"Layers":["../../../../etc/passwd"]}]`}}))}},
 		{"existing name", []string{"import", sharedRootfs(t, alpine320), "--name", "base"}},
 		{"invalid name", []string{"import", sharedRootfs(t, alpine320), "--name", "../evil"}},
 		{"unknown name for rm", []string{"rm", "nosuchrootfs"}},
@@ -511,6 +514,21 @@ func TestImportBadInputs(t *testing.T) {
 			t.Log(strings.TrimSpace(r.Stderr))
 		})
 	}
+}
+
+// evilDockerSave is a docker save archive whose second layer plants a
+// symlink to outside and then writes through it.
+func evilDockerSave(t testing.TB, outside string) []byte {
+	l1 := buildTar(t, []tentry{{Name: "etc/", Type: tar.TypeDir}, {Name: "etc/hostname", Body: "x"}})
+	l2 := buildTar(t, []tentry{{Name: "etc/out", Type: tar.TypeSymlink, Link: outside}, {Name: "etc/out/secret", Body: "pwned"}})
+	manifest := mustJSON(t, []map[string]any{{
+		"Config": "c.json", "RepoTags": []string{"evil:1"}, "Layers": []string{"l1.tar", "l2.tar"},
+	}})
+	return buildTar(t, []tentry{
+		{Name: "manifest.json", Body: string(manifest)},
+		{Name: "l1.tar", Body: string(l1)},
+		{Name: "l2.tar", Body: string(l2)},
+	})
 }
 
 // bigTarball writes a gzip tarball that expands to n files of size bytes
