@@ -487,7 +487,7 @@ func TestRootModeHostRoot(t *testing.T) {
 	}
 	before, beforeSt := readWithStat(t, "/etc/passwd")
 	for _, root := range []string{"/", link} {
-		for _, args := range [][]string{{"--user", "nookhostuser:2999"}, {"--group", "nookhostgrp:2999"}} {
+		for _, args := range [][]string{{"--user", "nookhostuser:2999"}, {"--group", "nookhostgrp:2999"}, {"--ephemeral"}} {
 			r := runRoot(t, home, append(args, root, "true")...)
 			if r.Code != 125 || !strings.Contains(r.Stderr, "host's own root") {
 				t.Fatalf("%s %v: %s", root, args, r)

@@ -89,10 +89,16 @@ func (c *runCmd) Run() error {
 		}
 		defer release()
 	}
-	if c.User != "" || c.Group != "" {
+	ephemeral := c.Ephemeral || len(layers) > 0
+	if c.User != "" || c.Group != "" || ephemeral {
 		host, err := rootfs.IsHostRoot(dir)
 		if err != nil {
 			return err
+		}
+		// User setup would edit the host's account files; an ephemeral
+		// copy of the host (whose store is inside it) is never meant.
+		if host && ephemeral {
+			return fmt.Errorf("refusing --ephemeral/--layer on %s: %w", c.Rootfs, rootfs.ErrHostRoot)
 		}
 		if host {
 			return fmt.Errorf("refusing --user/--group on %s: %w", c.Rootfs, rootfs.ErrHostRoot)
@@ -106,7 +112,6 @@ func (c *runCmd) Run() error {
 		Term:    os.Getenv("TERM"),
 		Binds:   binds,
 	}
-	ephemeral := c.Ephemeral || len(layers) > 0
 
 	var code int
 	if mode == "root" {
