@@ -41,7 +41,7 @@ func openat2Entry(c *Call) {
 		var err error
 		if fd := int32(c.Arg(0)); fd == unix.AT_FDCWD {
 			_, err = c.tr.cwdOf(c.T)
-		} else if _, errno := c.tr.fdGuest(c.T.Tid, int(fd)); errno != 0 {
+		} else if _, _, errno := c.tr.fdGuest(c.T.Tid, int(fd)); errno != 0 {
 			err = errno
 		}
 		if err != nil {

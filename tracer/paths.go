@@ -196,6 +196,14 @@ func (tr *tracer) translateArg(c *Call, a pathArg) bool {
 	if a.busy {
 		c.T.invalidate = append(c.T.invalidate, res.Host)
 	}
+	if tr.base != "" && len(res.Host) == len(tr.base)+1+len(p) &&
+		strings.HasPrefix(res.Host, tr.base) && res.Host[len(tr.base)] == '/' && strings.HasSuffix(res.Host, p) {
+		// The kernel, walking p from the same directory, reaches the
+		// same host path (no symlink, "..", bind or magic link on
+		// the way): leave the call as it is, which saves writing the
+		// tracee's memory and registers.
+		return true
+	}
 	c.SetArg(int(a.path), c.PushString(res.Host))
 	return true
 }
@@ -214,8 +222,13 @@ func invalidateExit(c *Call) {
 
 // resolve translates guest path p of the calling thread, relative to the
 // dirfd in argument dirArg (noArg: the working directory).
+//
+// For a relative path it sets tr.base to the host path of the directory the
+// kernel would start from (the dirfd's or the working directory's; "" when
+// unknown).
 func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Result, unix.Errno) {
 	req.Cwd, req.Proc = "/", &tr.proc
+	tr.base = ""
 	p := req.Path
 	if p == "" {
 		return pathmap.Result{}, unix.ENOENT
@@ -231,12 +244,14 @@ func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Res
 				return pathmap.Result{}, errnoOf(err)
 			}
 			req.Cwd = cwd
+			tr.base = c.T.P.cwdHost
 		} else {
-			d, errno := tr.fdGuest(c.T.Tid, int(fd))
+			d, host, errno := tr.fdGuest(c.T.Tid, int(fd))
 			if errno != 0 {
 				return pathmap.Result{}, errno
 			}
 			req.Dir = d
+			tr.base = host
 		}
 	}
 	res, err := tr.m.Resolve(req)
@@ -291,29 +306,30 @@ func (tr *tracer) foreignMagic(h string) bool {
 	return false
 }
 
-// fdGuest returns the guest path of the file open on fd in thread tid.
-func (tr *tracer) fdGuest(tid, fd int) (string, unix.Errno) {
+// fdGuest returns the guest and host paths of the file open on fd in
+// thread tid.
+func (tr *tracer) fdGuest(tid, fd int) (guest, host string, errno unix.Errno) {
 	if fd < 0 {
-		return "", unix.EBADF
+		return "", "", unix.EBADF
 	}
 	host, err := readlinkProc(tid, "fd/"+strconv.Itoa(fd))
 	if err != nil {
-		return "", unix.EBADF
+		return "", "", unix.EBADF
 	}
 	if !strings.HasPrefix(host, "/") {
 		// pipe:[N], socket:[N], anon_inode:...: not a directory.
-		return "", unix.ENOTDIR
+		return "", "", unix.ENOTDIR
 	}
 	g, err := tr.m.ToGuest(host)
 	if err != nil {
 		if strings.HasSuffix(host, " (deleted)") {
-			return "", unix.ENOENT
+			return "", "", unix.ENOENT
 		}
 		// A directory the guest cannot see (inherited from the host):
 		// resolving relative to it would escape the guest.
-		return "", unix.EACCES
+		return "", "", unix.EACCES
 	}
-	return g, 0
+	return g, host, 0
 }
 
 // cwdOf returns the guest working directory of t's process.
@@ -330,7 +346,7 @@ func (tr *tracer) cwdOf(t *Thread) (string, error) {
 	if err != nil {
 		return "", unix.ENOENT
 	}
-	p.cwd, p.cwdGen = g, tr.gen
+	p.cwd, p.cwdHost, p.cwdGen = g, host, tr.gen
 	return g, nil
 }
 
@@ -362,7 +378,7 @@ func readlinkProc(pid int, name string) (string, error) {
 // follow is the request for path p, following a final symlink.
 func follow(p string) pathmap.Request { return pathmap.Request{Path: p, Follow: true} }
 
-type chdirScratch struct{ guest string }
+type chdirScratch struct{ guest, host string }
 
 func chdirEntry(c *Call) {
 	p, err := c.ReadString(c.Arg(0))
@@ -376,7 +392,7 @@ func chdirEntry(c *Call) {
 		return
 	}
 	c.SetArg(0, c.PushString(res.Host))
-	c.T.mine = chdirScratch{res.Guest}
+	c.T.mine = chdirScratch{res.Guest, res.Host}
 }
 
 // chdirExit updates the cached working directory once the change is done
@@ -387,7 +403,10 @@ func chdirExit(c *Call) {
 	}
 	p := c.T.P
 	if s, ok := c.T.mine.(chdirScratch); ok && s.guest != "" {
-		p.cwd, p.cwdGen = s.guest, c.tr.gen
+		// The host path chdir was given names the new working
+		// directory, so a path relative to it that pathmap translates
+		// to the same string prefixed with it needs no rewriting.
+		p.cwd, p.cwdHost, p.cwdGen = s.guest, s.host, c.tr.gen
 		return
 	}
 	p.cwd = ""

@@ -24,8 +24,9 @@ type Process struct {
 
 	// cwd caches the guest path of the working directory; valid while
 	// cwdGen equals the tracer's generation (renames and chdir bump it).
-	cwd    string
-	cwdGen uint64
+	cwd     string
+	cwdHost string // the host path of the same directory
+	cwdGen  uint64
 
 	// Own is free for other files of the package (fake ownership state).
 	Own any
@@ -100,6 +101,9 @@ type tracer struct {
 
 	loaders map[loaderKey]bool // does this dynamic loader accept --argv0
 	stats   *stats
+	// base is the host path of the directory the last resolve started
+	// from, for a relative path ("" otherwise).
+	base string
 
 	// unix socket paths too long for sun_path go through O_PATH
 	// descriptors of their directory, held here.
@@ -141,7 +145,7 @@ func newProcess(tgid int) *Process {
 
 // forkProcess returns the state of a new process forked from parent.
 func forkProcess(parent *Process, tgid int) *Process {
-	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdGen: parent.cwdGen}
+	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdHost: parent.cwdHost, cwdGen: parent.cwdGen}
 	p.Creds.Groups = append([]int(nil), parent.Creds.Groups...)
 	for _, h := range processHooks {
 		h(parent, p, false)
