@@ -147,8 +147,9 @@ func TestOwnershipRootlessPersists(t *testing.T) {
 // creates; the guest root can su to it.
 func TestOwnershipRootlessUser(t *testing.T) {
 	g := newOwnGuest(t, sharedRootfs(t, alpine312))
-	out := g.sh(t, "id; cd && touch x && mkdir d && ls -ln x d && ls -l x", "--user", "myuser:2000", "--group", "mygroup:2000")
-	mustContain(t, out, "uid=2000(myuser) gid=2000(mygroup)", "myuser   mygroup")
+	out := g.sh(t, "id; cd && touch x && mkdir d && ls -ln x d && ls -l x; ls -ld ~; test -r /etc/shadow || echo no-shadow; test -w ~ && echo home-writable",
+		"--user", "myuser:2000", "--group", "mygroup:2000")
+	mustContain(t, out, "uid=2000(myuser) gid=2000(mygroup)", "myuser   mygroup", "myuser   mygroup       4096", "no-shadow", "home-writable")
 	out = g.sh(t, "stat -c '%U:%G %n' /home/myuser/x /home/myuser/d; su - myuser -c id; su myuser -c 'touch /tmp/by-user'; stat -c '%u:%g' /tmp/by-user")
 	mustContain(t, out,
 		"myuser:mygroup /home/myuser/x",
@@ -195,8 +196,8 @@ int main(void) {
 	out := g.sh(t, "showid; id -u", "--user", "myuser")
 	mustContain(t, out, "resuid=2000,0,0\n", "regained=2000,0,0\n", "\n2000\n")
 
-	out = g.sh(t, "echo secret > /f && chmod 000 /f && cat /f && mkdir /ro && chmod 555 /ro && touch /ro/new && stat -c '%a %n' /f /ro")
-	mustContain(t, out, "secret", "0 /f", "555 /ro")
+	out = g.sh(t, "echo secret > /f && chmod 000 /f && cat /f && mkdir /ro && chmod 555 /ro && touch /ro/new && stat -c '%a %n' /f /ro; test -w /f && echo f-writable; test -x /f || echo f-not-executable")
+	mustContain(t, out, "secret", "0 /f", "555 /ro", "f-writable", "f-not-executable")
 }
 
 // busybox tar run by the guest root restores owners it archived.
