@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,4 +207,31 @@ func TestOwnershipRootlessTarSameOwner(t *testing.T) {
 	out := g.sh(t, `mkdir -p /src/d && touch /src/d/a /src/b && chown 12:34 /src/d/a && chown 56:78 /src/d && chmod 2750 /src/d &&
 cd /src && tar -cf /t.tar . && mkdir /dst && cd /dst && tar -xpf /t.tar && stat -c '%u:%g %a %n' /dst/d/a /dst/d /dst/b`)
 	mustContain(t, out, "12:34 644 /dst/d/a", "56:78 2750 /dst/d", "0:0 644 /dst/b")
+}
+
+// Two runs on one rootfs at once share its ownership store: neither loses
+// the other's records, and each sees the other's changes.
+func TestOwnershipRootlessConcurrentRuns(t *testing.T) {
+	g := newOwnGuest(t, sharedRootfs(t, alpine320))
+	script := func(prefix string) string {
+		return fmt.Sprintf(`for i in $(seq 1 60); do touch /%[1]s$i && chown $i:%[2]d /%[1]s$i; done`, prefix, len(prefix))
+	}
+	cmds := []*exec.Cmd{}
+	for _, p := range []string{"a", "bb"} {
+		cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.name, "--", "/bin/sh", "-c", script(p))
+		cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("concurrent run: %v", err)
+		}
+	}
+	out := g.sh(t, "stat -c '%u:%g %n' /a* /bb* | sort -n")
+	for i := 1; i <= 60; i++ {
+		mustContain(t, out, fmt.Sprintf("%d:1 /a%d\n", i, i), fmt.Sprintf("%d:2 /bb%d\n", i, i))
+	}
 }
