@@ -396,3 +396,70 @@ func (r *GuestRoot) WriteFileAtomic(p string, data []byte, perm uint32) error {
 	}
 	return nil
 }
+
+// Readlink returns the target of the symlink at guest path p.
+func (r *GuestRoot) Readlink(p string) (string, error) {
+	dirfd, name, err := r.resolve(p, false)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: p, Err: err}
+	}
+	defer unix.Close(dirfd)
+	fd, err := retryEINTR(func() (int, error) {
+		return unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	target, err := readlinkFd(fd)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: p, Err: err}
+	}
+	return target, nil
+}
+
+// CreateFile makes sure guest path p exists, creating it as an empty file
+// (mode perm, parents 0755) when missing. A dangling symlink is followed
+// inside the tree and its target created, with the target's missing
+// parents: /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf
+// gives a file where the guest's resolver will look. It returns the guest
+// paths it created, parents first.
+func (r *GuestRoot) CreateFile(p string, perm uint32, chown bool) ([]string, error) {
+	p = path.Clean("/" + p)
+	for i := 0; ; i++ {
+		st, err := r.Lstat(p)
+		if errors.Is(err, unix.ENOENT) {
+			break // p or a directory on the way: created below
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return nil, nil // exists
+		}
+		if i >= maxSymlinks {
+			return nil, &os.PathError{Op: "create", Path: p, Err: unix.ELOOP}
+		}
+		target, err := r.Readlink(p)
+		if err != nil {
+			return nil, err
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = path.Clean(target)
+	}
+	created, err := r.MkdirAll(path.Dir(p), 0755, chown)
+	if err != nil {
+		return created, err
+	}
+	f, err := r.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, perm)
+	if err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return created, nil
+		}
+		return created, err
+	}
+	f.Close()
+	return append(created, p), nil
+}

@@ -560,6 +560,20 @@ func TestRootModeBindWorkdirEnv(t *testing.T) {
 		t.Fatal("mount point created on the host through a guest symlink")
 	}
 
+	// The host's resolv.conf reaches a guest whose own is a dangling
+	// symlink (Ubuntu's systemd-resolved layout), read-only.
+	if hostResolv, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		p := filepath.Join(tree, "etc", "resolv.conf")
+		os.Remove(p)
+		if err := os.Symlink("../run/systemd/resolve/stub-resolv.conf", p); err != nil {
+			t.Fatal(err)
+		}
+		r = runRoot(t, home, tree, "sh", "-c", "cat /etc/resolv.conf; echo x >> /etc/resolv.conf && echo writable")
+		if r.Stdout != string(hostResolv) || !strings.Contains(r.Stderr, "Read-only file system") {
+			t.Fatalf("resolv.conf through a dangling symlink: %s", r)
+		}
+	}
+
 	// Default working directories: "/" for a command, home for a login
 	// shell.
 	if r := runRoot(t, home, tree, "pwd"); r.Stdout != "/\n" {

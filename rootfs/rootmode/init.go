@@ -191,13 +191,7 @@ func mountAt(g *rootfs.GuestRoot, p string, dir bool, do func(target string) err
 		if dir {
 			_, err = g.MkdirAll(p, 0755, true)
 		} else {
-			if _, err = g.MkdirAll(path.Dir(path.Clean("/"+p)), 0755, true); err == nil {
-				var f *os.File
-				f, err = g.Open(p, unix.O_WRONLY|unix.O_CREAT, 0644)
-				if err == nil {
-					f.Close()
-				}
-			}
+			_, err = g.CreateFile(p, 0644, true)
 		}
 		if err != nil {
 			return fmt.Errorf("create mount point: %w", err)
