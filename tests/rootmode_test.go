@@ -696,3 +696,59 @@ func TestRootModeEphemeralCopyFallback(t *testing.T) {
 		t.Fatalf("ephemeral run left %v", left)
 	}
 }
+
+// TestRootModeJobControl: under an interactive job-control shell on a
+// pseudo-terminal, ^Z stops the command and nook with it (the shell
+// reports the job stopped and gets the terminal back); fg gives the
+// terminal back to the command, which finishes normally.
+func TestRootModeJobControl(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) from util-linux is needed for a pseudo-terminal")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash is needed as the job-control shell")
+	}
+	tree := rootTree(t)
+	home := t.TempDir()
+	cmd := exec.Command("script", "-qec", "bash --norc --noprofile -i", "/dev/null")
+	cmd.Env = append(os.Environ(), "NOOK_HOME="+home, "PS1=$ ")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	nookLine := fmt.Sprintf("%s run --mode root %s sh -c 'sleep 3; echo after-stop; exit 5'\n", nookBin, tree)
+	steps := []struct {
+		input string
+		wait  time.Duration
+	}{
+		{nookLine, 1500 * time.Millisecond},
+		{"\x1a", 1500 * time.Millisecond},
+		{"jobs; echo between; fg; echo resumed-$?\n", 5 * time.Second},
+		{"exit\n", 0},
+	}
+	for _, s := range steps {
+		time.Sleep(500 * time.Millisecond)
+		in.Write([]byte(s.input))
+		time.Sleep(s.wait)
+	}
+	in.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("interactive shell hung:\n%s", out.String())
+	}
+	o := strings.ReplaceAll(out.String(), "\r", "")
+	mustContain(t, o, "Stopped", "between\n", "after-stop\n", "resumed-5\n")
+	if i, j := strings.Index(o, "between\n"), strings.Index(o, "after-stop\n"); i > j {
+		t.Fatalf("the command ran on while stopped:\n%s", o)
+	}
+}
