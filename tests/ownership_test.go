@@ -235,3 +235,88 @@ func TestOwnershipRootlessConcurrentRuns(t *testing.T) {
 		mustContain(t, out, fmt.Sprintf("%d:1 /a%d\n", i, i), fmt.Sprintf("%d:2 /bb%d\n", i, i))
 	}
 }
+
+// credsProg exercises the credential syscalls and prints the outcome of
+// each: run by real root in a chroot and by the rootless guest root, the
+// outputs must be identical.
+const credsProg = `#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+struct cap_header { unsigned version; int pid; };
+struct cap_data { unsigned effective, permitted, inheritable; };
+
+static void show(const char *what, long r) {
+	uid_t ru, eu, su; gid_t rg, eg, sg; gid_t gs[32];
+	struct cap_header h = {0x20080522, 0};
+	struct cap_data d[2];
+	int e = r < 0 ? errno : 0;
+	getresuid(&ru, &eu, &su); getresgid(&rg, &eg, &sg);
+	int n = getgroups(32, gs);
+	syscall(SYS_capget, &h, d);
+	printf("%-28s r=%ld e=%s uid=%u,%u,%u fsuid=%d gid=%u,%u,%u fsgid=%d ngroups=%d cap=%x,%x/%x,%x\n",
+		what, r, e ? strerror(e) : "-", ru, eu, su, setfsuid(-1), rg, eg, sg, setfsgid(-1), n,
+		d[0].effective, d[1].effective, d[0].permitted, d[1].permitted);
+}
+#define T(call) show(#call, (long)(call))
+int main(void) {
+	gid_t g[] = {7, 3, 5};
+	T(setgroups(3, g));
+	T(setresgid(10, 20, 30));
+	T(setfsuid(44));
+	T(setfsuid(0));
+	T(seteuid(100));
+	T(setuid(5));
+	T(seteuid(0));
+	T(setreuid(100, 200));
+	T(setreuid(-1, 0));
+	T(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+	T(setresuid(300, 300, 300));
+	T(setresuid(0, 0, 0));
+	T(setgid(10));
+	T(setgroups(0, g));
+	T(chown("/tmp/credsfile", 1, 1));
+	T(mknod("/tmp/credsdev", S_IFCHR | 0600, makedev(1, 3)));
+	return 0;
+}`
+
+func TestOwnershipRootlessCredsMatchRealRoot(t *testing.T) {
+	u := unprivileged(t)
+	prog := musl(t, credsProg, true)
+	base := u.TempDir(t)
+	dir := filepath.Join(base, "root")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, u.UID, u.GID)
+	u.Untar(t, sharedRootfs(t, alpine320), dir)
+	p := filepath.Join(dir, "usr/bin/creds")
+	if err := os.WriteFile(p, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(p, u.UID, u.GID)
+	home := filepath.Join(base, "home")
+	os.Mkdir(home, 0o755)
+	os.Chown(home, u.UID, u.GID)
+
+	prep := "rm -f /tmp/credsfile /tmp/credsdev; touch /tmp/credsfile; "
+	got := u.Nook(t, home, "run", "--mode", "rootless", dir, "--", "/bin/sh", "-c", prep+"creds")
+	if got.Code != 0 {
+		t.Fatalf("rootless: %s", got)
+	}
+	want := runCmd(t, exec.Command("chroot", dir, "/bin/sh", "-c", prep+"creds"))
+	if want.Code != 0 {
+		t.Fatalf("chroot: %s", want)
+	}
+	if got.Stdout != want.Stdout {
+		t.Fatalf("credentials differ from real root's:\n--- rootless\n%s--- chroot\n%s", got.Stdout, want.Stdout)
+	}
+}

@@ -20,7 +20,7 @@ func init() {
 func ownExecEntry(c *Call) {
 	ownDrain()
 	p := c.T.P
-	o := p.Own.(*ownProc)
+	o := ownProcOf(p)
 	o.execOld = nil
 	guest := c.T.pendingExe
 	if guest == "" {
@@ -42,7 +42,7 @@ func ownExecEntry(c *Call) {
 }
 
 func ownExecExit(c *Call) {
-	o := c.T.P.Own.(*ownProc)
+	o := ownProcOf(c.T.P)
 	if o.execOld != nil && c.Result() < 0 {
 		o.creds = o.execOld
 		ownSync(c.T.P)

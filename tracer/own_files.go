@@ -253,10 +253,6 @@ func ownMknod(c *Call, dirArg, pathArg int) {
 		return
 	}
 	cr := ownCreds(c.T.P)
-	if !cr.Capable(unix.CAP_MKNOD) {
-		c.Fail(unix.EPERM)
-		return
-	}
 	p, err := c.ReadString(c.Arg(pathArg))
 	if err != nil {
 		c.Fail(errnoOf(err))
@@ -269,6 +265,25 @@ func ownMknod(c *Call, dirArg, pathArg int) {
 	res, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, false))
 	if errno != 0 {
 		c.Fail(errno)
+		return
+	}
+	// The kernel's order: the name must be free (filename_create), the
+	// directory writable (may_create), and only then CAP_MKNOD.
+	if _, errno := ownStat(res.Host, false); errno != unix.ENOENT {
+		if errno == 0 {
+			errno = unix.EEXIST
+		}
+		c.Fail(errno)
+		return
+	}
+	if parent, ok := ownParent(res.Host); ok {
+		if err := ownership.Permission(cr, parent, ownership.MayWrite|ownership.MayExec); err != nil {
+			c.Fail(unix.EACCES)
+			return
+		}
+	}
+	if !cr.Capable(unix.CAP_MKNOD) {
+		c.Fail(unix.EPERM)
 		return
 	}
 	perm := mode & 0o7777 &^ ownUmask(c.T.Tid)

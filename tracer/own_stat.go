@@ -32,6 +32,9 @@ func init() {
 // isFd is set when the path is a /proc/PID/fd/N link.
 func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, fol, isFd bool, errno unix.Errno) {
 	p := ""
+	if pathArg != noArg && c.Arg(pathArg) == 0 && !(c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0) {
+		return "", false, false, unix.EFAULT
+	}
 	if pathArg != noArg && c.Arg(pathArg) != 0 {
 		s, err := c.ReadString(c.Arg(pathArg))
 		if err != nil {

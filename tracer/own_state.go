@@ -25,6 +25,8 @@ var ownRun struct {
 	store *ownership.Store
 	host  ownership.Host // how the real user's files appear in stat results
 	root  string         // host path of the guest root
+	// bounding is nook's own capability bounding set, the guest's.
+	bounding uint64
 	// pending are files a non-root guest may have created with open;
 	// they are checked at the next stop (see ownDrain).
 	pending []ownPending
@@ -65,7 +67,13 @@ func init() {
 			for i, g := range cr.Groups {
 				groups[i] = uint32(g)
 			}
-			child.Own = &ownProc{creds: ownership.NewCreds(uint32(cr.Ruid), uint32(cr.Rgid), groups)}
+			creds := ownership.NewCreds(uint32(cr.Ruid), uint32(cr.Rgid), groups)
+			// Real root here would be held to nook's own bounding set
+			// (containers and some sites drop capabilities from it).
+			creds.Caps.Bounding = ownRun.bounding
+			creds.Caps.Permitted &= ownRun.bounding
+			creds.Caps.Effective &= ownRun.bounding
+			child.Own = &ownProc{creds: creds}
 			return
 		}
 		child.Own = &ownProc{creds: ownCreds(parent).Clone()}
@@ -100,6 +108,7 @@ func ownStart(spec *rootfs.RunSpec, opts Options) (func() error, error) {
 	ownRun.root = root
 	ownRun.host = ownership.Host{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	ownRun.pending = nil
+	ownRun.bounding = ownBounding()
 	return func() error {
 		ownDrain()
 		err := s.Close()
@@ -111,18 +120,21 @@ func ownStart(spec *rootfs.RunSpec, opts Options) (func() error, error) {
 	}, nil
 }
 
-// ownCreds returns the fake credentials of p.
-func ownCreds(p *Process) *ownership.Creds {
+// ownProcOf returns the fake ownership state of p.
+func ownProcOf(p *Process) *ownProc {
 	if o, ok := p.Own.(*ownProc); ok {
-		return o.creds
+		return o
 	}
 	// A process the hooks have not seen (cannot happen: OnProcess runs
 	// for every one); give it the ids the tracer knows.
 	cr := p.Creds
-	c := ownership.NewCreds(uint32(cr.Ruid), uint32(cr.Rgid), nil)
-	p.Own = &ownProc{creds: c}
-	return c
+	o := &ownProc{creds: ownership.NewCreds(uint32(cr.Ruid), uint32(cr.Rgid), nil)}
+	p.Own = o
+	return o
 }
+
+// ownCreds returns the fake credentials of p.
+func ownCreds(p *Process) *ownership.Creds { return ownProcOf(p).creds }
 
 // ownSync copies the fake credentials into Process.Creds, which the rest
 // of the tracer reads.
@@ -243,4 +255,20 @@ func ownHint(p string) string {
 
 func pathmapRequest(p string, follow bool) pathmap.Request {
 	return pathmap.Request{Path: p, Follow: follow}
+}
+
+// ownBounding reads this process's capability bounding set.
+func ownBounding() uint64 {
+	var b uint64
+	for cap := 0; cap <= unix.CAP_LAST_CAP; cap++ {
+		r, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(cap), 0, 0, 0)
+		if err == nil && r == 1 {
+			b |= 1 << cap
+		}
+	}
+	if b == 0 {
+		// prctl refused (a seccomp profile): assume the full set.
+		b = ownership.AllCaps
+	}
+	return b
 }
