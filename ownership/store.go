@@ -68,6 +68,24 @@ type Store struct {
 	timer     *time.Timer
 	asyncErr  error
 	closed    bool
+	sgidDirs  int // records of set-group-ID directories
+}
+
+// sgidDir reports whether r makes a directory set-group-ID.
+func (r *Record) sgidDir() bool {
+	return r.Type == unix.S_IFDIR && r.Flags&HasMode != 0 && r.Mode&unix.S_ISGID != 0
+}
+
+// HasSetgidDirs reports whether any directory is set-group-ID in the fake
+// world: only then can a file created by root need a record for its
+// group. It lets the tracer skip a stat per file creation.
+func (s *Store) HasSetgidDirs() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sgidDirs > 0
 }
 
 type fileStamp struct {
@@ -224,6 +242,12 @@ func (s *Store) loadTx(tx *bolt.Tx) error {
 		}
 	}
 	s.recs = recs
+	s.sgidDirs = 0
+	for _, r := range recs {
+		if r.sgidDir() {
+			s.sgidDirs++
+		}
+	}
 	s.gen = genOf(tx)
 	return nil
 }
@@ -363,10 +387,16 @@ func (s *Store) set(key Key, r *Record) error {
 
 // setLocked records a change and arms the group-commit timer.
 func (s *Store) setLocked(key Key, r *Record) {
+	if old, ok := s.recs[key]; ok && old.sgidDir() {
+		s.sgidDirs--
+	}
 	if r == nil {
 		delete(s.recs, key)
 	} else {
 		s.recs[key] = r
+		if r.sgidDir() {
+			s.sgidDirs++
+		}
 	}
 	s.dirty[key] = r
 	if s.opt.FlushDelay > 0 && s.timer == nil {

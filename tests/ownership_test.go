@@ -320,3 +320,59 @@ func TestOwnershipRootlessCredsMatchRealRoot(t *testing.T) {
 		t.Fatalf("credentials differ from real root's:\n--- rootless\n%s--- chroot\n%s", got.Stdout, want.Stdout)
 	}
 }
+
+// metadataScript changes owners, modes and names under /w the ways
+// package managers and archivers do, then lists what it left.
+const metadataScript = `set -e
+mkdir -p /w/a/b /w/d && cd /w
+touch f1 f2 f3
+chown 12:34 f1 && chmod 4755 f1
+chmod 2755 f2 && chown :7 f2
+chmod 2644 f3 && chown 1:1 f3
+chown 5:6 a && chmod 2775 a
+touch a/inherit && mkdir a/sub && mkdir -m 700 a/sub/deep && ln -s f1 a/sl && chown -h 7:8 a/sl
+mknod a/cdev c 1 3 && mknod a/bdev b 8 1 && mkfifo -m 640 a/fifo && chown 9:9 a/cdev
+ln f1 hl && ln -s f1 sl && chown -h 3:3 sl
+mv a/b a/c && mv f2 a/c/f2 && mv a d/a
+rm hl
+chown 9 f1
+chmod 1777 d && chmod 0 f3 && chmod 750 d/a/sub
+cp -p d/a/c/f2 f2copy
+tar -cf /w.tar -C /w . && mkdir /x && tar -xpf /w.tar -C /x
+for r in /w /x; do
+  find $r | sort | while read -r p; do stat -c '%u:%g %A %h %F %n' "$p"; done
+done
+stat -c '%t,%T %n' /w/d/a/cdev /w/d/a/bdev /x/d/a/cdev /x/d/a/bdev
+`
+
+// The same script as real root in a chroot and as the rootless guest
+// root leaves the same owners, modes, types and link counts.
+func TestOwnershipRootlessMetadataMatchesRealRoot(t *testing.T) {
+	for _, tarball := range []string{alpine320} {
+		u := unprivileged(t)
+		base := u.TempDir(t)
+		dir := filepath.Join(base, "root")
+		home := filepath.Join(base, "home")
+		for _, d := range []string{dir, home} {
+			os.Mkdir(d, 0o755)
+			os.Chown(d, u.UID, u.GID)
+		}
+		u.Untar(t, sharedRootfs(t, tarball), dir)
+		// A copy for the chroot: real root changes the real tree.
+		ref := filepath.Join(t.TempDir(), "root")
+		if out, err := exec.Command("cp", "-a", dir, ref).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		got := u.Nook(t, home, "run", "--mode", "rootless", dir, "--", "/bin/sh", "-c", metadataScript)
+		if got.Code != 0 {
+			t.Fatalf("rootless: %s", got)
+		}
+		want := runCmd(t, exec.Command("chroot", ref, "/bin/sh", "-c", metadataScript))
+		if want.Code != 0 {
+			t.Fatalf("chroot: %s", want)
+		}
+		if got.Stdout != want.Stdout {
+			t.Fatalf("metadata differs from real root's:\n--- rootless\n%s--- chroot\n%s", got.Stdout, want.Stdout)
+		}
+	}
+}

@@ -212,10 +212,9 @@ func ownOpen(c *Call, dirArg, pathArg int, flags uint64) {
 		return
 	}
 	cr := ownCreds(c.T.P)
-	if cr.FSUID == 0 && cr.FSGID == 0 {
-		// Root's files need no record, but for the group of a
-		// set-group-ID directory, which is left out here: checking the
-		// parent of every O_CREAT open would cost a stat each.
+	if cr.FSUID == 0 && cr.FSGID == 0 && !ownRun.store.HasSetgidDirs() {
+		// Root's files need no record, unless they inherit the group
+		// of a set-group-ID directory, which only a record can make.
 		return
 	}
 	p, err := c.ReadString(c.Arg(pathArg))
@@ -231,6 +230,9 @@ func ownOpen(c *Call, dirArg, pathArg int, flags uint64) {
 		return
 	}
 	parent, _ := ownParent(res.Host)
+	if !ownNeedsOwner(cr, parent) {
+		return
+	}
 	ownRun.pending = append(ownRun.pending, ownPending{host: res.Host, creds: cr.Clone(), parent: parent})
 }
 
