@@ -331,7 +331,7 @@ chmod 2755 f2 && chown :7 f2
 chmod 2644 f3 && chown 1:1 f3
 chown 5:6 a && chmod 2775 a
 touch a/inherit && mkdir a/sub && mkdir -m 700 a/sub/deep && ln -s f1 a/sl && chown -h 7:8 a/sl
-mknod a/cdev c 1 3 && mknod a/bdev b 8 1 && mkfifo -m 640 a/fifo && chown 9:9 a/cdev
+mknod a/cdev c 1 3 && mknod a/bdev b 8 1 && mkfifo a/fifo && chmod 640 a/fifo && chown 9:9 a/cdev
 ln f1 hl && ln -s f1 sl && chown -h 3:3 sl
 mv a/b a/c && mv f2 a/c/f2 && mv a d/a
 rm hl
@@ -348,7 +348,7 @@ stat -c '%t,%T %n' /w/d/a/cdev /w/d/a/bdev /x/d/a/cdev /x/d/a/bdev
 // The same script as real root in a chroot and as the rootless guest
 // root leaves the same owners, modes, types and link counts.
 func TestOwnershipRootlessMetadataMatchesRealRoot(t *testing.T) {
-	for _, tarball := range []string{alpine320} {
+	for _, tarball := range []string{sharedRootfs(t, alpine320), debianTarball(t, false)} {
 		u := unprivileged(t)
 		base := u.TempDir(t)
 		dir := filepath.Join(base, "root")
@@ -357,7 +357,7 @@ func TestOwnershipRootlessMetadataMatchesRealRoot(t *testing.T) {
 			os.Mkdir(d, 0o755)
 			os.Chown(d, u.UID, u.GID)
 		}
-		u.Untar(t, sharedRootfs(t, tarball), dir)
+		u.Untar(t, tarball, dir)
 		// A copy for the chroot: real root changes the real tree.
 		ref := filepath.Join(t.TempDir(), "root")
 		if out, err := exec.Command("cp", "-a", dir, ref).CombinedOutput(); err != nil {
