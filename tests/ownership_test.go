@@ -249,6 +249,7 @@ const credsProg = `#define _GNU_SOURCE
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 struct cap_header { unsigned version; int pid; };
@@ -269,7 +270,22 @@ static void show(const char *what, long r) {
 #define T(call) show(#call, (long)(call))
 int main(void) {
 	gid_t g[] = {7, 3, 5};
+	/* VFS_CAP_REVISION_2, cap_net_raw permitted, no effective bit */
+	unsigned char cap[20] = {0, 0, 0, 2, 0, 0x20, 0, 0}, buf[64];
+	const char *f = "/tmp/credsfile", *n = "security.capability";
 	T(setgroups(3, g));
+	T(setxattr(f, n, cap, sizeof cap, XATTR_REPLACE));
+	T(setxattr(f, n, cap, sizeof cap, 0));
+	T(setxattr(f, n, cap, sizeof cap, XATTR_CREATE));
+	T(getxattr(f, n, buf, sizeof buf));
+	T(getxattr(f, n, buf, 4));
+	T(getxattr(f, n, NULL, 0));
+	T(memcmp(buf, cap, sizeof cap));
+	T(chown(f, 0, 0));
+	T(getxattr(f, n, buf, sizeof buf));
+	T(setxattr(f, n, cap, sizeof cap, 0));
+	T(removexattr(f, n));
+	T(removexattr(f, n));
 	T(setresgid(10, 20, 30));
 	T(setfsuid(44));
 	T(setfsuid(0));
