@@ -315,10 +315,11 @@ func main() {
 }
 `
 
-func TestRootlessGoStatic(t *testing.T) {
-	g := newGuest(t, sharedRootfs(t, alpine320))
+// goBuild builds a static Go program from src and returns it.
+func goBuild(t *testing.T, src string) []byte {
+	t.Helper()
 	d := t.TempDir()
-	if err := os.WriteFile(filepath.Join(d, "main.go"), []byte(goProg), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d, "main.go"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(d, "go.mod"), []byte("module goprog\n\ngo 1.21\n"), 0o644); err != nil {
@@ -334,7 +335,12 @@ func TestRootlessGoStatic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.put(t, "usr/local/bin/goprog", b, 0o755)
+	return b
+}
+
+func TestRootlessGoStatic(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "usr/local/bin/goprog", goBuild(t, goProg), 0o755)
 	got := g.sh(t, "cd /tmp && goprog")
 	if got != "parent exe=/usr/local/bin/goprog wd=/tmp\nchild exe=/usr/local/bin/goprog wd=/tmp\n" {
 		t.Errorf("static Go program: %q", got)
@@ -516,5 +522,71 @@ func TestRootlessEscapeProc(t *testing.T) {
 			t.Errorf("ls %s/ shows a host directory:\n%s", p, r)
 		}
 		hostLeak(t, p, g.run(t, "sh", "-c", "cat "+p+"/"+strings.TrimPrefix(g.base, "/")+"/HOSTONLY"))
+	}
+}
+
+// goStressProg runs, from many goroutines at once, execs of a dynamic
+// program with long argument lists and calls on long paths: the tracer's
+// scratch data for them is larger than what a goroutine stack has below
+// its stack pointer, so it must go elsewhere (a mapped region) for the
+// program to survive.
+const goStressProg = `package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+)
+
+func main() {
+	long := "/tmp/" + strings.Repeat("x", 200) + "/" + strings.Repeat("y", 200)
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		panic(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			args := make([]string, 300)
+			for i := range args {
+				args[i] = fmt.Sprint(g*1000 + i)
+			}
+			for n := 0; n < 5; n++ {
+				out, err := exec.Command("/bin/echo", args...).Output()
+				if err != nil || string(out) != strings.Join(args, " ")+"\n" {
+					errs <- fmt.Errorf("echo: %v %q", err, out)
+					return
+				}
+				p := fmt.Sprintf("%s/f%d-%d", long, g, n)
+				if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+					errs <- err
+					return
+				}
+				if b, err := os.ReadFile(p); err != nil || string(b) != p {
+					errs <- fmt.Errorf("read %s: %v", p, err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ok")
+}
+`
+
+func TestRootlessGoStress(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "usr/local/bin/stress", goBuild(t, goStressProg), 0o755)
+	if got := g.sh(t, "stress"); got != "ok\n" {
+		t.Errorf("Go program with long argvs and paths: %q", got)
 	}
 }

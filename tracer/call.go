@@ -29,6 +29,12 @@ type Call struct {
 	data    []byte
 	writes  []write
 	failure unix.Errno
+
+	orig     unix.PtraceRegs // the registers at the stop, unmodified
+	reserved int             // scratch bytes reserved (see reserve)
+	fixed    bool            // reserved once for the whole call
+	region   region          // the scratch region this call uses, if any
+	inject   *injection      // map a region first, then restart the call
 }
 
 // Arg returns argument i (0..5) of the call.
@@ -137,12 +143,15 @@ func (c *Call) PushString(s string) uint64 {
 }
 
 func (c *Call) push(b []byte, nul bool) uint64 {
-	if c.sp == 0 {
-		c.sp = c.Regs.Rsp - redZone
-	}
 	n := len(b)
 	if nul {
 		n++
+	}
+	if !c.exit && !c.fixed {
+		c.reserve(n + 15)
+	}
+	if c.sp == 0 {
+		c.sp = c.Regs.Rsp - redZone
 	}
 	c.sp = (c.sp - uint64(n)) &^ 15
 	off := len(c.data)
@@ -164,6 +173,10 @@ func (c *Call) reset(tr *tracer, t *Thread, exit bool) {
 	c.data = c.data[:0]
 	c.writes = c.writes[:0]
 	c.failure = 0
+	c.reserved = 0
+	c.fixed = false
+	c.region = region{}
+	c.inject = nil
 }
 
 // flush writes the pushed data into the tracee.

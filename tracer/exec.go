@@ -195,6 +195,20 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 		}
 		break
 	}
+	// One reservation for all of it: a long argv may need a region
+	// (see region.go).
+	total := len(host) + 16 + 8*(len(args)+1) + 16
+	for _, a := range args {
+		if a.ptr == 0 {
+			total += len(a.s) + 16
+		}
+	}
+	if !changedArgv {
+		total = len(host) + 16
+	}
+	if !c.reserveAll(total) {
+		return
+	}
 	c.SetArg(pathArg, c.PushString(host))
 	if at {
 		fdcwd := int64(unix.AT_FDCWD)

@@ -174,18 +174,21 @@ func (tr *tracer) newTask(t *Thread, event int) {
 		return
 	}
 	tid := int(msg)
-	thread := false
-	if event == unix.PTRACE_EVENT_CLONE {
-		thread = tr.cloneIsThread(t)
+	var flags uint64
+	if event != unix.PTRACE_EVENT_FORK {
+		flags = tr.cloneFlags(t)
 	}
 	var p *Process
-	if thread {
+	if flags&unix.CLONE_THREAD != 0 {
 		p = t.P
 		for _, h := range processHooks {
 			h(p, p, true)
 		}
 	} else {
 		p = forkProcess(t.P, tid)
+		if flags&unix.CLONE_VM != 0 {
+			p.as = t.P.as
+		}
 	}
 	nt := &Thread{Tid: tid, P: p, exitNr: -1}
 	tr.threads[tid] = nt
@@ -195,26 +198,28 @@ func (tr *tracer) newTask(t *Thread, event int) {
 	}
 }
 
-// cloneIsThread tells whether the clone or clone3 t is stopped in created a
-// thread (CLONE_THREAD) rather than a process.
-func (tr *tracer) cloneIsThread(t *Thread) bool {
+// cloneFlags returns the flags of the clone, clone3 or vfork t is stopped
+// in: whether it created a thread (CLONE_THREAD) or a process, and whether
+// that shares t's address space (CLONE_VM).
+func (tr *tracer) cloneFlags(t *Thread) uint64 {
 	var r unix.PtraceRegs
 	if err := getRegs(t.Tid, &r); err != nil {
-		return false
+		return 0
 	}
-	var flags uint64
 	switch r.Orig_rax {
 	case unix.SYS_CLONE:
-		flags = r.Rdi
+		return r.Rdi
 	case unix.SYS_CLONE3:
 		// struct clone_args begins with the 64-bit flags.
 		f, err := readU64(t.Tid, r.Rdi)
 		if err != nil {
-			return false
+			return 0
 		}
-		flags = f
+		return f
+	case unix.SYS_VFORK:
+		return unix.CLONE_VM | unix.CLONE_VFORK
 	}
-	return flags&unix.CLONE_THREAD != 0
+	return 0
 }
 
 // execEvent handles PTRACE_EVENT_EXEC: a non-leader thread that called
@@ -238,6 +243,11 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 	t.pendingExe = ""
 	t.exitNr = -1
 	t.last.valid = false
+	// The old address space lives on only if it was shared (a vfork
+	// parent's): the region the execve used goes back to it.
+	t.releaseRegion()
+	t.P.as = &addrSpace{}
+	t.noRegion = false
 	return t
 }
 
@@ -264,6 +274,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		return false
 	}
 	c.Nr = int(nr)
+	c.orig = c.Regs
 	tr.proc.cur = t
 	if tr.stats.on {
 		tr.stats.entry[nr]++
@@ -275,6 +286,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		}
 		return false
 	}
+	t.releaseRegion()
 	t.last.valid = false
 	t.invalidate = t.invalidate[:0]
 	for _, h := range table[nr] {
@@ -285,6 +297,15 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 			}
 		}
 	}
+	if c.inject != nil {
+		// Nothing of this stop is kept: the call enters again once
+		// the region is mapped.
+		if c.region.size > 0 {
+			t.P.as.free = append(t.P.as.free, c.region)
+		}
+		return tr.startInjection(t, c.inject)
+	}
+	t.held = c.region
 	if err := c.flush(); err != nil {
 		c.writes = c.writes[:0]
 		c.Fail(errnoOf(err))
@@ -308,6 +329,10 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 func (tr *tracer) syscallExit(t *Thread) {
 	nr := t.exitNr
 	t.exitNr = -1
+	if t.injecting != nil {
+		tr.finishInjection(t)
+		return
+	}
 	if nr < 0 {
 		return
 	}

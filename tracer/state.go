@@ -28,6 +28,9 @@ type Process struct {
 	cwdHost string // the host path of the same directory
 	cwdGen  uint64
 
+	// as is the address space, shared with threads and vfork children.
+	as *addrSpace
+
 	// Own is free for other files of the package (fake ownership state).
 	Own any
 }
@@ -45,6 +48,13 @@ type Thread struct {
 	// last is what the last translated call wrote, to redo after a
 	// restart (see Call.restarted).
 	last restartState
+
+	// held is the scratch region the thread's last call used;
+	// injecting is the mmap of a region in progress; noRegion is set
+	// when mapping one failed.
+	held      region
+	injecting *injection
+	noRegion  bool
 
 	// invalidate holds the host names a removal or rename in progress
 	// gives the kernel: pathmap's cache forgets them once it succeeded.
@@ -140,13 +150,16 @@ func (h *procHook) Link(pid int, name string) (string, bool) {
 }
 
 func newProcess(tgid int) *Process {
-	return &Process{Tgid: tgid}
+	return &Process{Tgid: tgid, as: &addrSpace{}}
 }
 
 // forkProcess returns the state of a new process forked from parent.
 func forkProcess(parent *Process, tgid int) *Process {
 	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdHost: parent.cwdHost, cwdGen: parent.cwdGen}
 	p.Creds.Groups = append([]int(nil), parent.Creds.Groups...)
+	// A fork child has a copy of the parent's memory: the regions free
+	// in the parent exist, unused, in the child too.
+	p.as = &addrSpace{free: append([]region(nil), parent.as.free...)}
 	for _, h := range processHooks {
 		h(parent, p, false)
 	}
