@@ -139,7 +139,7 @@ func TestRootlessAlpine(t *testing.T) {
 			if r := g.run(t, "sh", "-c", "exit 7"); r.Code != 7 {
 				t.Errorf("exit 7: %s", r)
 			}
-			if r := g.run(t, "no-such-command"); r.Code != 127 {
+			if r := g.run(t, "no-such-command"); r.Code != 127 || !strings.Contains(r.Stderr, "no-such-command: command not found") {
 				t.Errorf("missing command: %s", r)
 			}
 			if r := g.run(t, "/etc/passwd"); r.Code != 126 {

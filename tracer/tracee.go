@@ -81,6 +81,9 @@ func TraceeMain() error {
 		}
 		return fail(report, "exec", int(errnoOf(err)), name)
 	}
+	if firstErr == unix.ENOENT {
+		return fail(report, "exec", int(firstErr), name+"\x00command not found in the guest (PATH="+pathEnv+")")
+	}
 	return fail(report, "exec", int(firstErr), name)
 }
 

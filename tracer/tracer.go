@@ -45,9 +45,15 @@ var ErrUnavailable = errors.New("ptrace/seccomp unavailable")
 type ExecError struct {
 	Path string
 	Err  error
+	msg  string // replaces Err's text in the message
 }
 
-func (e *ExecError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *ExecError) Error() string {
+	if e.msg != "" {
+		return e.Path + ": " + e.msg
+	}
+	return e.Path + ": " + e.Err.Error()
+}
 func (e *ExecError) Unwrap() error { return e.Err }
 
 // StartHook runs in the tracer before the guest starts; the returned
@@ -305,7 +311,8 @@ func traceeFailure(report []byte) (int, error) {
 		if e == unix.ENOENT || e == unix.ENOTDIR {
 			code = rootfs.ExitNotFound
 		}
-		return code, &ExecError{Path: rest, Err: e}
+		path, msg, _ := strings.Cut(rest, "\x00")
+		return code, &ExecError{Path: path, Err: e, msg: msg}
 	case "seccomp":
 		return rootfs.ExitToolFailure, fmt.Errorf("%w: loading the seccomp filter: %s", ErrUnavailable, rest)
 	}
