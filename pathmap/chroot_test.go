@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 }
 
 type diffCase struct {
-	Op     string // stat, creat, mkdir, rmdir, unlink
+	Op     string // stat, open, creat, mkdir, rmdir, unlink, rename (to /renamed), cwd
 	Cwd    string
 	Dir    string
 	Path   string
@@ -44,14 +44,21 @@ type diffCase struct {
 type outcome struct {
 	Errno    int
 	Dev, Ino uint64
+	Cwd      string // getcwd after chdir, for the cwd op
 }
 
 func (o outcome) String() string {
 	if o.Errno != 0 {
 		return fmt.Sprintf("%v", unix.Errno(o.Errno))
 	}
+	if o.Cwd != "" {
+		return o.Cwd
+	}
 	return fmt.Sprintf("%d:%d", o.Dev, o.Ino)
 }
+
+// renameTo is the new name of the rename cases, which all fail.
+const renameTo = "/renamed"
 
 type childSpec struct {
 	Root  string
@@ -109,7 +116,20 @@ func chrootChild() {
 			}
 			dirfd = fd
 		}
-		out[i] = doOp(dirfd, c.Path, c, false)
+		switch c.Op {
+		case "rename":
+			out[i] = outcome{Errno: errnoOf(unix.Renameat(dirfd, c.Path, unix.AT_FDCWD, renameTo))}
+		case "cwd":
+			if err := unix.Chdir(c.Path); err != nil {
+				out[i] = outcome{Errno: errnoOf(err)}
+			} else if wd, err := unix.Getwd(); err != nil {
+				out[i] = outcome{Errno: errnoOf(err)}
+			} else {
+				out[i] = outcome{Cwd: wd}
+			}
+		default:
+			out[i] = doOp(dirfd, c.Path, c, false)
+		}
 		if dirfd != unix.AT_FDCWD {
 			unix.Close(dirfd)
 		}
@@ -139,6 +159,17 @@ func doOp(dirfd int, p string, c diffCase, host bool) outcome {
 			flags |= unix.AT_EMPTY_PATH
 		}
 		return statOf(unix.Fstatat(dirfd, p, &st, flags))
+	case "open":
+		flags := unix.O_RDONLY | unix.O_CLOEXEC
+		if !c.Follow {
+			flags |= unix.O_NOFOLLOW
+		}
+		fd, err := unix.Openat(dirfd, p, flags, 0)
+		if err != nil {
+			return outcome{Errno: errnoOf(err)}
+		}
+		defer unix.Close(fd)
+		return statOf(unix.Fstat(fd, &st))
 	case "creat":
 		flags := unix.O_CREAT | unix.O_WRONLY | unix.O_CLOEXEC
 		if !c.Follow {
@@ -364,7 +395,41 @@ func diffCases() []diffCase {
 		{Op: "stat", Dir: "/mnt/inner", Path: "", Empty: true},
 		{Op: "stat", Dir: "/etc", Path: "/bin/sh", Follow: true},
 
+		{Op: "open", Path: "/tofile", Follow: false}, // O_NOFOLLOW: ELOOP
+		{Op: "open", Path: "/tofile", Follow: true},
+		{Op: "open", Path: "/todir/", Follow: false},
+		{Op: "open", Path: "/dang", Follow: false},
+		{Op: "open", Path: "/dang", Follow: true},
+		{Op: "open", Path: "/mnt2/o/", Follow: false},
+		{Op: "open", Path: "/tofile/", Follow: true},
+
+		// getcwd after chdir against ToGuest of the host path.
+		{Op: "cwd", Path: "/mnt/inner"},
+		{Op: "cwd", Path: "/mnt/inner/.."},
+		{Op: "cwd", Path: "/mnt2/o"},
+		{Op: "cwd", Path: "/abs"},
+		// Not "/lib": the chroot's getcwd says /usr/lib, ToGuest says
+		// /home/u/usr2/lib, the deepest bind showing the same directory
+		// (a host path alone cannot tell which way the guest came).
+		{Op: "cwd", Path: "/mnt/up"},
+		{Op: "cwd", Path: "/home/u/back/mnt/d"},
+		{Op: "cwd", Path: "/home/u/usr2/lib"},
+		{Op: "cwd", Path: "/"},
+		{Op: "cwd", Path: "/file"},
+
 		// Parent-style calls, all failing (the tree must stay intact).
+		{Op: "rename", Path: "/missing"},
+		{Op: "rename", Path: "/file/"},
+		{Op: "rename", Path: "/mnt"},
+		{Op: "rename", Path: "/mnt/inner"},
+		{Op: "rename", Path: "/"},
+		{Op: "rename", Path: "/etc/."},
+		{Op: "rename", Path: "/etc/.."},
+		{Op: "rename", Path: "/todir/"},
+		{Op: "rename", Path: "/missing/x"},
+		{Op: "rename", Path: "/mnt/x"},           // EXDEV: another mount
+		{Op: "rename", Path: "/home/u/usr2/lib"}, // EXDEV: same file system
+		{Op: "rename", Cwd: "/mnt", Path: "../etc/.."},
 		{Op: "mkdir", Path: "/etc"},
 		{Op: "mkdir", Path: "/"},
 		{Op: "mkdir", Path: "/etc/."},
@@ -441,11 +506,42 @@ func TestResolveChrootDifferential(t *testing.T) {
 				if cwd == "" {
 					cwd = "/"
 				}
-				parent := c.Op == "mkdir" || c.Op == "rmdir" || c.Op == "unlink"
-				r, err := m.Resolve(pathmap.Request{Cwd: cwd, Dir: c.Dir, Path: c.Path, Follow: c.Follow, Empty: c.Empty, Parent: parent})
+				parent := c.Op == "mkdir" || c.Op == "rmdir" || c.Op == "unlink" || c.Op == "rename"
+				follow := c.Follow || c.Op == "cwd"
+				r, err := m.Resolve(pathmap.Request{Cwd: cwd, Dir: c.Dir, Path: c.Path, Follow: follow, Empty: c.Empty, Parent: parent})
 				got[i].res = r
 				if err != nil {
 					got[i].out = outcome{Errno: errnoOf(err)}
+					continue
+				}
+				switch c.Op {
+				case "cwd":
+					// What the tracer does: chdir on the host path, then
+					// getcwd mapped back.
+					var st unix.Stat_t
+					if err := unix.Stat(r.Host, &st); err != nil {
+						got[i].out = outcome{Errno: errnoOf(err)}
+					} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+						got[i].out = outcome{Errno: int(unix.ENOTDIR)}
+					} else if g, err := m.ToGuest(r.Host); err != nil {
+						t.Errorf("ToGuest(%q): %v", r.Host, err)
+					} else {
+						got[i].out = outcome{Cwd: g}
+					}
+					continue
+				case "rename":
+					to, err := m.Resolve(pathmap.Request{Cwd: "/", Path: renameTo, Parent: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch {
+					case r.MountID != to.MountID:
+						got[i].out = outcome{Errno: int(unix.EXDEV)}
+					case r.Mount:
+						got[i].out = outcome{Errno: int(unix.EBUSY)}
+					default:
+						got[i].out = outcome{Errno: errnoOf(unix.Rename(r.Host, to.Host))}
+					}
 					continue
 				}
 				if r.Mount && (c.Op == "rmdir" || c.Op == "unlink") {

@@ -120,6 +120,13 @@ type Result struct {
 	// with EBUSY (the tracer must fail them itself), while creating it
 	// fails with EEXIST (Host names the bind's source, which exists).
 	Mount bool
+	// MountID identifies the mount (0 is the guest root's tree, then one
+	// per bind) holding the parent directory of the last component for a
+	// Parent request, the file reached otherwise. In a chroot, rename(2)
+	// and link(2) whose two names' MountIDs differ fail with EXDEV (checked
+	// before EBUSY), even when the host paths are on one file system: the
+	// tracer must fail them itself.
+	MountID int
 }
 
 // ErrNotVisible is returned by ToGuest for a host path the guest cannot see.

@@ -100,5 +100,5 @@ func (m *Mapper) magicResult() (Result, error) {
 	if b.Len() >= PathMax {
 		return Result{}, unix.ENAMETOOLONG
 	}
-	return Result{Host: b.String(), Guest: string(m.guest)}, nil
+	return Result{Host: b.String(), Guest: string(m.guest), MountID: m.frames[len(m.frames)-1].mnt}, nil
 }

@@ -38,7 +38,7 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 			if !r.Empty {
 				return Result{}, unix.ENOENT
 			}
-			return m.result(false, false)
+			return m.result(false, -1)
 		}
 		if r.Dir != "" {
 			// path_init: a dirfd that is not a directory fails any
@@ -62,9 +62,9 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 			// Only slashes were left: the path named the position itself
 			// (LAST_ROOT for "/", or a symlink to "/").
 			if r.Parent {
-				return Result{Host: "/", Guest: "/"}, nil
+				return Result{Host: "/", Guest: "/", MountID: m.rootMount()}, nil
 			}
-			return m.result(false, false)
+			return m.result(false, -1)
 		}
 		if r.Parent && final {
 			return m.parentResult(name, slash)
@@ -72,13 +72,13 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 		switch name {
 		case ".":
 			if final {
-				return m.result(false, false)
+				return m.result(false, -1)
 			}
 			continue
 		case "..":
 			m.pop()
 			if final {
-				return m.result(false, false)
+				return m.result(false, -1)
 			}
 			continue
 		}
@@ -110,7 +110,7 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 			if final && err == unix.ENOENT {
 				// The kernel creates it (O_CREAT through a dangling link
 				// creates the target) or reports ENOENT itself.
-				return m.result(mustDir, false)
+				return m.result(mustDir, -1)
 			}
 			return Result{}, err
 		}
@@ -141,7 +141,7 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 			}
 			continue
 		}
-		return m.result(mustDir, false)
+		return m.result(mustDir, -1)
 	}
 }
 
@@ -330,8 +330,9 @@ func (m *Mapper) stat() (mode uint32, target string, err error) {
 }
 
 // result returns the top position; slash appends a trailing slash for the
-// kernel to check (LOOKUP_DIRECTORY) or to refuse (O_CREAT).
-func (m *Mapper) result(slash, mount bool) (Result, error) {
+// kernel to check (LOOKUP_DIRECTORY) or to refuse (O_CREAT). parentMnt is
+// the mount of the parent directory for a Parent request, else -1.
+func (m *Mapper) result(slash bool, parentMnt int) (Result, error) {
 	n := len(m.host)
 	if n == 0 {
 		n, slash = 1, false
@@ -358,7 +359,12 @@ func (m *Mapper) result(slash, mount bool) (Result, error) {
 		b = append(b, m.guest...)
 	}
 	s := bstr(b)
-	return Result{Host: s[:n], Guest: s[n:], Mount: mount}, nil
+	res := Result{Host: s[:n], Guest: s[n:], MountID: m.frames[len(m.frames)-1].mnt}
+	if parentMnt >= 0 {
+		res.Mount = res.MountID != parentMnt
+		res.MountID = parentMnt
+	}
+	return res, nil
 }
 
 // parentResult ends a Parent request at its last component name, which is
@@ -366,6 +372,7 @@ func (m *Mapper) result(slash, mount bool) (Result, error) {
 func (m *Mapper) parentResult(name string, slash bool) (Result, error) {
 	switch name {
 	case ".", "..":
+		mnt := m.frames[len(m.frames)-1].mnt
 		host := string(m.host) + "/" + name
 		if len(m.host) == 0 {
 			host = "/" + name
@@ -380,14 +387,14 @@ func (m *Mapper) parentResult(name string, slash bool) (Result, error) {
 		if len(host) >= PathMax {
 			return Result{}, unix.ENAMETOOLONG
 		}
-		return Result{Host: host, Guest: g}, nil
+		return Result{Host: host, Guest: g, MountID: mnt}, nil
 	}
 	if len(name) > NameMax {
 		return Result{}, unix.ENAMETOOLONG
 	}
 	parentMnt := m.frames[len(m.frames)-1].mnt
 	m.push(name)
-	return m.result(slash, m.frames[len(m.frames)-1].mnt != parentMnt)
+	return m.result(slash, parentMnt)
 }
 
 // osStat is stat for OSFS without allocating: the host buffer is
