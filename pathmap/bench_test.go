@@ -71,3 +71,26 @@ func BenchmarkResolve(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResolveRelative resolves a name relative to a cwd five
+// directories deep, with the cache: the cost of starting at the cwd.
+func BenchmarkResolveRelative(b *testing.B) {
+	root := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "a/b/c/d/e"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "a/b/c/d/e/f"), nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	m, err := pathmap.New(pathmap.Config{Root: root, Cache: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := pathmap.Request{Cwd: "/a/b/c/d/e", Path: "f", Follow: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Resolve(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
