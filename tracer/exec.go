@@ -125,7 +125,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 	}
 	changedArgv := false
 	for scripts := 0; ; scripts++ {
-		info, errno := inspect(host)
+		info, errno := tr.inspect(host)
 		if errno != 0 {
 			c.Fail(errno)
 			return
@@ -159,7 +159,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 				c.Fail(errno)
 				return
 			}
-			li, errno := inspect(res.Host)
+			li, errno := tr.inspect(res.Host)
 			if errno != 0 {
 				c.Fail(errno)
 				return
@@ -269,13 +269,49 @@ func pushArgv(c *Call, args []arg) uint64 {
 	return c.Push(ptrs)
 }
 
-// inspect checks host path h the way execve would (ENOENT, EACCES for a
-// directory, a special file or a missing x bit) and tells what it is.
-func inspect(h string) (exeInfo, unix.Errno) {
+// fileKey identifies a version of a file: a change of content, mode or
+// owner changes its ctime.
+type fileKey struct {
+	dev, ino     uint64
+	mtime, ctime int64
+	size         int64
+}
+
+// maxExeCache bounds the cache of inspected programs.
+const maxExeCache = 4096
+
+// inspect is inspectFile with a cache: most execs run the same few
+// programs, and a stat tells whether a file changed.
+func (tr *tracer) inspect(h string) (exeInfo, unix.Errno) {
 	var st unix.Stat_t
 	if err := statRetry(h, &st); err != nil {
 		return exeInfo{}, errnoOf(err)
 	}
+	k := fileKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}
+	if e, ok := tr.exes[k]; ok {
+		return e.info, e.errno
+	}
+	info, errno := inspectFile(h, &st)
+	if errno == unix.ENOENT || errno == unix.ENOTDIR {
+		// Raced with a removal: nothing to remember.
+		return info, errno
+	}
+	if len(tr.exes) >= maxExeCache {
+		clear(tr.exes)
+	}
+	tr.exes[k] = exeResult{info, errno}
+	return info, errno
+}
+
+type exeResult struct {
+	info  exeInfo
+	errno unix.Errno
+}
+
+// inspectFile checks host path h, whose stat is st, the way execve would
+// (EACCES for a directory, a special file or a missing x bit) and tells
+// what it is.
+func inspectFile(h string, st *unix.Stat_t) (exeInfo, unix.Errno) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return exeInfo{}, unix.EACCES
 	}

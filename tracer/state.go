@@ -110,6 +110,7 @@ type tracer struct {
 	proc    procHook
 
 	loaders map[loaderKey]bool // does this dynamic loader accept --argv0
+	exes    map[fileKey]exeResult
 	stats   *stats
 	// base is the host path of the directory the last resolve started
 	// from, for a relative path ("" otherwise).

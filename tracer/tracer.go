@@ -188,6 +188,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 		initial:     pid,
 		readBuf:     make([]byte, 0, unix.PathMax),
 		loaders:     map[loaderKey]bool{},
+		exes:        map[fileKey]exeResult{},
 		sockDirs:    map[string]int{},
 		stats:       newStats(),
 	}
