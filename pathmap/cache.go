@@ -10,7 +10,7 @@ import (
 // go stale when the name is removed or replaced (a symlink's body never
 // changes, a name never changes type in place), that is by unlink, rmdir
 // and rename; creating a name cannot make an entry wrong because missing
-// names are never cached. Entries below the /proc bind are never cached.
+// names are never cached. Nothing in a bind of /proc or below it is cached.
 
 // maxNodes bounds the cache; when it is reached the cache starts over.
 const maxNodes = 1 << 16
@@ -39,8 +39,8 @@ func (c *cache) reset() {
 	c.n = 0
 }
 
-func (c *cache) root(mnt int, proc bool) *node {
-	if proc {
+func (c *cache) root(mnt int, volatile bool) *node {
+	if volatile {
 		return nil
 	}
 	return c.roots[mnt]

@@ -138,6 +138,9 @@ type mount struct {
 	guest  string // "" for the guest root, else "/a/b"
 	gdepth int    // components in guest
 	proc   bool   // host is the host's /proc
+	// volatile: entries come and go by themselves (anything in /proc),
+	// so nothing in the mount is cached.
+	volatile bool
 }
 
 // Mapper translates paths for one guest. It is safe for use by one
@@ -210,7 +213,8 @@ func New(cfg Config) (*Mapper, error) {
 		if guest == "/" {
 			guest = ""
 		}
-		mt := mount{host: host, guest: guest, gdepth: depth(guest), proc: host == "/proc"}
+		mt := mount{host: host, guest: guest, gdepth: depth(guest),
+			proc: host == "/proc", volatile: hasDirPrefix(host, "/proc")}
 		m.mounts = append(m.mounts, mt)
 	}
 	for i := len(m.mounts) - 1; i > 0; i-- {

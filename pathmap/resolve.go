@@ -192,7 +192,7 @@ func (m *Mapper) toRoot() {
 	root := m.rootMount()
 	var n *node
 	if m.cache != nil {
-		n = m.cache.root(root, m.mounts[root].proc)
+		n = m.cache.root(root, m.mounts[root].volatile)
 	}
 	m.frames = append(m.frames[:0], frame{gEnd: 0, mnt: root, node: n})
 	m.setHost()
@@ -244,7 +244,7 @@ func (m *Mapper) push(name string) {
 		if mt.gdepth == d && mt.guest == bstr(m.guest) {
 			var n *node
 			if m.cache != nil {
-				n = m.cache.root(i, mt.proc)
+				n = m.cache.root(i, mt.volatile)
 			}
 			m.frames = append(m.frames, frame{gEnd: len(m.guest), mnt: i, node: n})
 			m.setHost()
@@ -314,7 +314,7 @@ func (m *Mapper) stat() (mode uint32, target string, err error) {
 	if err != nil {
 		return 0, "", err
 	}
-	if m.cache != nil && !m.mounts[top.mnt].proc {
+	if m.cache != nil && !m.mounts[top.mnt].volatile {
 		if top.node == nil && len(m.frames) > 1 {
 			prev := m.frames[len(m.frames)-2]
 			if prev.mnt == top.mnt {
