@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -456,10 +457,17 @@ func TestRootlessEscapeSyscalls(t *testing.T) {
 		k, v, _ := strings.Cut(l, ": ")
 		got[k] = v
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: got %q, want %q\n%s", k, got[k], v, r)
-		}
+	names := make([]string, 0, len(want))
+	for k := range want {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t.Run(k, func(t *testing.T) {
+			if got[k] != want[k] {
+				t.Errorf("got %q, want %q\n%s", got[k], want[k], r)
+			}
+		})
 	}
 }
 
