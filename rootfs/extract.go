@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -620,7 +621,7 @@ func (x *extractor) writeFile(pfd int, base string, hdr *tar.Header, body io.Rea
 	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	if err := x.copyData(f, body, hdr.Size); err != nil {
+	if err := x.copyData(f, body, hdr.Size, isSparse(hdr)); err != nil {
 		return err
 	}
 	x.written += hdr.Size
@@ -643,10 +644,27 @@ func (x *extractor) writeFile(pfd int, base string, hdr *tar.Header, body io.Rea
 	return f.Close()
 }
 
+// isSparse reports whether the archive stores hdr's file as sparse (GNU
+// old-style 'S' entries, or the GNU.sparse.* PAX records of GNU tar's
+// --format=posix): the tar reader gives its holes back as zeros.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
 // copyData writes exactly size bytes of body to f. A body that is itself a
 // file (directory sources) is reflinked where the filesystem can, else
-// copied in the kernel by io.Copy's copy_file_range path.
-func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
+// copied in the kernel by io.Copy's copy_file_range path. A sparse entry
+// is written with holes where its data is zero, so an archive of a few
+// KiB holding a file of 8 GiB apparent size does not fill the disk.
+func (x *extractor) copyData(f *os.File, body io.Reader, size int64, sparse bool) error {
 	if src, ok := body.(*os.File); ok && size > 0 && !x.noClone {
 		switch err := unix.IoctlFileClone(int(f.Fd()), int(src.Fd())); err {
 		case nil:
@@ -659,7 +677,13 @@ func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
 		body = ctxReader{x.ctx, body}
 	}
 	rec := &readErr{r: body}
-	n, err := io.CopyN(f, rec, size)
+	var n int64
+	var err error
+	if sparse {
+		n, err = copySparse(f, rec, size)
+	} else {
+		n, err = io.CopyN(f, rec, size)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -670,6 +694,47 @@ func (x *extractor) copyData(f *os.File, body io.Reader, size int64) error {
 	}
 	return archiveErr(err)
 }
+
+// sparseChunk is the granularity of holes copySparse leaves: a multiple of
+// every filesystem block size in use.
+const sparseChunk = 64 << 10
+
+// copySparse copies size bytes from r to f (a new, empty file), seeking
+// over chunks that are all zeros instead of writing them, and sets the
+// final size with ftruncate so a trailing hole is kept too. Its results
+// are io.CopyN's.
+func copySparse(f *os.File, r io.Reader, size int64) (int64, error) {
+	buf := make([]byte, sparseChunk)
+	var n int64
+	for n < size {
+		chunk := buf[:min(int64(len(buf)), size-n)]
+		m, err := io.ReadFull(r, chunk)
+		if m > 0 {
+			if isZero(chunk[:m]) {
+				if _, err := f.Seek(int64(m), io.SeekCurrent); err != nil {
+					return n, err
+				}
+			} else if _, err := f.Write(chunk[:m]); err != nil {
+				return n, err
+			}
+			n += int64(m)
+		}
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	if err := retry(func() error { return unix.Ftruncate(int(f.Fd()), size) }); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+var zeroChunk = make([]byte, sparseChunk)
+
+func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 
 // readErr remembers the error of its reader, to tell a bad archive from a
 // full disk after io.Copy.

@@ -44,6 +44,23 @@ type decompressed struct {
 	io.Reader
 	kind  Compression
 	close func() error
+	src   *eofReader
+}
+
+// eofReader notes when the compressed input ran out: a decompressor that
+// fails after that was given a cut stream, whatever it calls the failure
+// (bzip2 reports a block checksum mismatch for a stream cut mid-block).
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
 }
 
 // Read tags the decompressor's errors, which would otherwise reach the
@@ -51,7 +68,7 @@ type decompressed struct {
 func (d *decompressed) Read(p []byte) (int, error) {
 	n, err := d.Reader.Read(p)
 	if err != nil && err != io.EOF && d.kind != None {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.ErrUnexpectedEOF) || (d.src.eof && !errors.Is(err, context.Canceled)) {
 			err = fmt.Errorf("%s stream is truncated: %w", d.kind, err)
 		} else if !errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("corrupt %s data: %w", d.kind, err)
@@ -68,20 +85,33 @@ func (d *decompressed) Close() error {
 }
 
 // drain reads the rest of the stream, so checksums in the compressed
-// trailer are verified and truncation after the tar end is noticed.
-func (d *decompressed) drain() error {
+// trailer are verified and truncation after the tar end is noticed. What
+// follows the tar end is normally a few KiB of record padding; more than
+// limit bytes of it is a decompression bomb hidden where no entry counts
+// it, refused like one (total is the import's whole limit, for the
+// message).
+func (d *decompressed) drain(ctx context.Context, limit, total int64) error {
 	if d.kind == None {
 		return nil
 	}
-	if _, err := io.Copy(io.Discard, d); err != nil {
+	var r io.Reader = d
+	if ctx.Done() != nil {
+		r = ctxReader{ctx, r}
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r, max(limit, 0)+1))
+	if err != nil {
 		return err
+	}
+	if n > limit {
+		return fmt.Errorf("%w of %d bytes: data follows the end of the tar archive (set NOOK_IMPORT_MAX_BYTES to raise it)", ErrTooLarge, total)
 	}
 	return nil
 }
 
 // decompress sniffs r's first bytes and returns the decompressed stream.
 func decompress(r io.Reader) (*decompressed, error) {
-	br := bufio.NewReaderSize(r, 1<<16)
+	src := &eofReader{r: r}
+	br := bufio.NewReaderSize(src, 1<<16)
 	head, err := br.Peek(6)
 	if err != nil && len(head) == 0 {
 		if err == io.EOF {
@@ -96,7 +126,7 @@ func decompress(r io.Reader) (*decompressed, error) {
 			break
 		}
 	}
-	d := &decompressed{kind: kind}
+	d := &decompressed{kind: kind, src: src}
 	switch kind {
 	case None:
 		d.Reader = br

@@ -327,7 +327,7 @@ func (im *importer) file() error {
 		if err := im.extract(br, false); err != nil {
 			return err
 		}
-		return d.drain()
+		return d.drain(im.ctx, im.max-im.written, im.max)
 	}
 
 	// An image archive is read out of order, so it must be a plain file.
@@ -337,7 +337,7 @@ func (im *importer) file() error {
 		if err := im.spool(archive, br); err != nil {
 			return err
 		}
-		if err := d.drain(); err != nil {
+		if err := d.drain(im.ctx, im.max-im.written, im.max); err != nil {
 			return err
 		}
 	}

@@ -60,7 +60,7 @@ func (im *importer) layer(r io.Reader) error {
 	if err := im.extract(d, true); err != nil {
 		return err
 	}
-	return d.drain()
+	return d.drain(im.ctx, im.max-im.written, im.max)
 }
 
 // ociLayout applies the linux/amd64 image of the OCI layout at dir.
