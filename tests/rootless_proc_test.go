@@ -108,21 +108,20 @@ func TestRootlessSignalsAndExit(t *testing.T) {
 	// SIGTERM to nook reaches the guest, which dies of it: 128+15.
 	cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sleep", "30")
 	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
-	done := make(chan result, 1)
 	start := time.Now()
-	go func() { done <- runCmd(t, cmd) }()
-	time.Sleep(500 * time.Millisecond)
-	for cmd.Process == nil {
-		time.Sleep(50 * time.Millisecond)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	time.Sleep(500 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
-	r := <-done
-	if r.Code != 128+15 || time.Since(start) > 10*time.Second {
-		t.Errorf("SIGTERM to nook: %s after %v", r, time.Since(start))
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 128+15 || time.Since(start) > 10*time.Second {
+		t.Errorf("SIGTERM to nook: %v after %v", err, time.Since(start))
 	}
 
 	// Processes left running when the first one exits are killed.
-	r = g.run(t, "sh", "-c", "sleep 31337 & echo started")
+	r := g.run(t, "sh", "-c", "sleep 31337 & echo started")
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
