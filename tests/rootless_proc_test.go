@@ -105,19 +105,22 @@ kill $p; wait $p
 
 func TestRootlessSignalsAndExit(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine312))
-	// SIGTERM to nook reaches the guest, which dies of it: 128+15.
-	cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sleep", "30")
-	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != 128+15 || time.Since(start) > 10*time.Second {
-		t.Errorf("SIGTERM to nook: %v after %v", err, time.Since(start))
+	// A termination signal sent to nook (without a terminal) reaches the
+	// guest, which dies of it: 128+N.
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sleep", "30")
+		cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 128+int(sig) || time.Since(start) > 10*time.Second {
+			t.Errorf("%v to nook: %v after %v", sig, err, time.Since(start))
+		}
 	}
 
 	// Processes left running when the first one exits are killed.
@@ -131,7 +134,7 @@ func TestRootlessSignalsAndExit(t *testing.T) {
 	}
 
 	// The guest dies with nook (PTRACE_O_EXITKILL).
-	cmd = g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sh", "-c", "sleep 31338; echo done")
+	cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sh", "-c", "sleep 31338; echo done")
 	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
