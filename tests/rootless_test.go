@@ -131,6 +131,10 @@ func TestRootlessAlpine(t *testing.T) {
 			if got := g.sh(t, "cd /; cd ..; pwd; cd /usr/bin; /bin/pwd"); got != "/\n/usr/bin\n" {
 				t.Errorf("pwd: %q", got)
 			}
+			// getcwd in a removed directory fails, as the kernel's.
+			if r := g.run(t, "sh", "-c", "mkdir /tmp/d && cd /tmp/d && rmdir /tmp/d && /bin/pwd"); r.Code == 0 {
+				t.Errorf("pwd in a removed directory: %s", r)
+			}
 			if got := g.sh(t, "readlink /proc/self/exe; readlink /proc/$$/exe"); got != "/bin/busybox\n/bin/busybox\n" {
 				t.Errorf("readlink /proc/self/exe: %q", got)
 			}

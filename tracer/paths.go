@@ -216,6 +216,8 @@ func invalidateExit(c *Call) {
 		for _, h := range c.T.invalidate {
 			c.tr.m.Invalidate(h)
 		}
+		// A cached working directory may be the one removed.
+		c.tr.gen++
 	}
 	c.T.invalidate = c.T.invalidate[:0]
 }
@@ -320,11 +322,11 @@ func (tr *tracer) fdGuest(tid, fd int) (guest, host string, errno unix.Errno) {
 		// pipe:[N], socket:[N], anon_inode:...: not a directory.
 		return "", "", unix.ENOTDIR
 	}
+	if strings.HasSuffix(host, " (deleted)") {
+		return "", "", unix.ENOENT
+	}
 	g, err := tr.m.ToGuest(host)
 	if err != nil {
-		if strings.HasSuffix(host, " (deleted)") {
-			return "", "", unix.ENOENT
-		}
 		// A directory the guest cannot see (inherited from the host):
 		// resolving relative to it would escape the guest.
 		return "", "", unix.EACCES
@@ -341,6 +343,10 @@ func (tr *tracer) cwdOf(t *Thread) (string, error) {
 	host, err := readlinkProc(t.Tid, "cwd")
 	if err != nil {
 		return "", err
+	}
+	if strings.HasSuffix(host, " (deleted)") {
+		// getcwd's answer for a removed working directory.
+		return "", unix.ENOENT
 	}
 	g, err := tr.m.ToGuest(host)
 	if err != nil {
