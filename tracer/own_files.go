@@ -206,15 +206,13 @@ func ownCreatedExit(c *Call) {
 	ownRun.store.Created(st, ownRel(host), ownCreds(c.T.P), o.parent, ownRun.host)
 }
 
-// ownOpen remembers a file a non-root guest may create with O_CREAT.
+// ownOpen remembers a file a guest may create with O_CREAT whose owner
+// the default rule would get wrong: one made by a guest user, or under a
+// set-group-ID directory. Root in ordinary directories, the common case,
+// costs nothing here.
 func ownOpen(c *Call, dirArg, pathArg int, flags uint64) {
-	if flags&unix.O_CREAT == 0 {
-		return
-	}
 	cr := ownCreds(c.T.P)
-	if cr.FSUID == 0 && cr.FSGID == 0 && !ownRun.store.HasSetgidDirs() {
-		// Root's files need no record, unless they inherit the group
-		// of a set-group-ID directory, which only a record can make.
+	if flags&unix.O_CREAT == 0 || (cr.FSUID == 0 && cr.FSGID == 0 && !ownRun.store.HasSetgidDirs()) {
 		return
 	}
 	p, err := c.ReadString(c.Arg(pathArg))
@@ -224,16 +222,15 @@ func ownOpen(c *Call, dirArg, pathArg int, flags uint64) {
 	follow := flags&unix.O_NOFOLLOW == 0 && flags&unix.O_EXCL == 0
 	res, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, follow))
 	if errno != 0 {
-		return
+		return // the translation fails the call the same way
 	}
 	if _, errno := ownStat(res.Host, false); errno != unix.ENOENT {
 		return
 	}
-	parent, _ := ownParent(res.Host)
-	if !ownNeedsOwner(cr, parent) {
-		return
+	parent, ok := ownParent(res.Host)
+	if ok && ownNeedsOwner(cr, parent) {
+		ownRun.pending = append(ownRun.pending, ownPending{host: res.Host, creds: cr.Clone(), parent: parent})
 	}
-	ownRun.pending = append(ownRun.pending, ownPending{host: res.Host, creds: cr.Clone(), parent: parent})
 }
 
 // ownMknod emulates mknod of device nodes, which the real user cannot
