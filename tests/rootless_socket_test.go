@@ -52,6 +52,18 @@ int main(int argc, char **argv) {
 	if (sendto(e, "yo", 2, 0, (struct sockaddr *)&a, sizeof a) != 2) { perror("sendto"); return 1; }
 	recv(d, buf, 2, 0);
 	printf("dgram %s\n", buf);
+	/* sendmsg with a name, and recvfrom reading the sender's name. */
+	struct sockaddr_un b = { .sun_family = AF_UNIX };
+	snprintf(b.sun_path, sizeof b.sun_path, "%se", argv[1]);
+	unlink(b.sun_path);
+	if (bind(e, (struct sockaddr *)&b, sizeof b)) { perror("bind sender"); return 1; }
+	struct iovec iov = { "ok", 2 };
+	struct msghdr m = { .msg_name = &a, .msg_namelen = sizeof a, .msg_iov = &iov, .msg_iovlen = 1 };
+	if (sendmsg(e, &m, 0) != 2) { perror("sendmsg"); return 1; }
+	struct sockaddr_un from = { 0 };
+	socklen_t fl = sizeof from;
+	recvfrom(d, buf, 2, 0, (struct sockaddr *)&from, &fl);
+	printf("sendmsg %s from %s\n", buf, strcmp(from.sun_path, b.sun_path) ? from.sun_path : "sender");
 	return 0;
 }
 `
@@ -74,7 +86,7 @@ func TestRootlessUnixSockets(t *testing.T) {
 			t.Fatalf("test path %s is not long enough", p)
 		}
 		got := g.sh(t, "cd / && /sock "+p)
-		want := "sockname " + p + "\npeername " + p + "\ngot hi\ndgram yo\n"
+		want := "sockname " + p + "\npeername " + p + "\ngot hi\ndgram yo\nsendmsg ok from sender\n"
 		if got != want {
 			t.Errorf("unix sockets at %s:\n%q\nwant\n%q", p, got, want)
 		}
