@@ -401,11 +401,14 @@ func ownRenamedExit(c *Call) {
 		return
 	}
 	s := ownRun.store
-	if from, to, ok := strings.Cut(src.rel, "\x00"); ok {
-		s.Renamed(src.st.Key(), src.st.Type(), from, to)
-		if from, to, ok := strings.Cut(dst.rel, "\x00"); ok {
-			s.Renamed(dst.st.Key(), dst.st.Type(), from, to)
-		}
+	if a, b, ok := strings.Cut(src.rel, "\x00"); ok {
+		// RENAME_EXCHANGE: a and b swap. Through a name no path can
+		// have, so that hints below two exchanged directories are not
+		// moved twice.
+		const tmp = "\x00exchange"
+		s.Renamed(src.st.Key(), src.st.Type(), a, tmp)
+		s.Renamed(dst.st.Key(), dst.st.Type(), b, a)
+		s.Renamed(src.st.Key(), src.st.Type(), tmp, b)
 		return
 	}
 	if dst.ok {
