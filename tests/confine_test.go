@@ -1,0 +1,283 @@
+package tests
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Confinement of a rootless guest: tests/testdata/confine/confine.c tries
+// every route out of the guest root that the field notes list, as the
+// unprivileged user in an Alpine tree that user unpacked, against a
+// host-only marker file with unique content. TestRootlessEscape* cover the
+// shell-level routes; this covers the syscall-level ones.
+
+// confineSource returns the C source of a program in testdata/confine.
+func confineSource(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "tests", "testdata", "confine", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// hostMarker writes a file with unique content into the guest's base
+// directory (outside the guest root) and returns its path and content.
+func hostMarker(t *testing.T, g *guest) (string, string) {
+	t.Helper()
+	b := make([]byte, 12)
+	rand.Read(b)
+	content := "host-marker-" + hex.EncodeToString(b)
+	p := filepath.Join(g.base, "MARKER")
+	if err := os.WriteFile(p, []byte(content+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, content
+}
+
+// hostSleeper starts a host process as the guest's user, outside any
+// guest: its cwd is dir and it holds f open as fd 3.
+func hostSleeper(t *testing.T, g *guest, dir, f string) int {
+	t.Helper()
+	fd, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	cmd := g.u.Command("sleep", "1000")
+	cmd.Dir = dir
+	cmd.ExtraFiles = []*os.File{fd}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// fdServer listens on an abstract unix socket and gives every client a
+// descriptor of f.
+func fdServer(t *testing.T, name, f string) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			fd, err := os.Open(f)
+			if err == nil {
+				c.WriteMsgUnix([]byte("x"), syscall.UnixRights(int(fd.Fd())), nil)
+				fd.Close()
+			}
+			c.Close()
+		}
+	}()
+}
+
+// parseResults turns "NAME: RESULT" lines into a map.
+func parseResults(t *testing.T, out string) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, ok := strings.Cut(l, ": ")
+		if !ok {
+			t.Fatalf("bad line %q in\n%s", l, out)
+		}
+		got[k] = v
+	}
+	return got
+}
+
+func TestConfineRootless(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "confine", musl(t, confineSource(t, "confine.c"), true), 0o755)
+	marker, content := hostMarker(t, g)
+	// A listening socket outside the guest, open to everyone.
+	sockPath := filepath.Join(g.base, "host.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.Chmod(sockPath, 0o777)
+	sleeper := hostSleeper(t, g, g.base, marker)
+	abstract := "nook-confine-" + strconv.Itoa(os.Getpid())
+	fdServer(t, abstract, marker)
+
+	// Everything beside the guest root and the store must stay as it is.
+	outside := func() string {
+		var b strings.Builder
+		ents, _ := os.ReadDir(g.base)
+		for _, e := range ents {
+			if e.Name() == "root" || e.Name() == "home" {
+				continue
+			}
+			fi, _ := os.Lstat(filepath.Join(g.base, e.Name()))
+			b.WriteString(e.Name() + " " + fi.Mode().String() + " " + strconv.FormatInt(fi.Size(), 10) + " " + fi.ModTime().String() + "\n")
+		}
+		return b.String()
+	}
+	before := outside()
+
+	r := g.run(t, "/confine", marker, content, sockPath, strconv.Itoa(sleeper), abstract)
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	got := parseResults(t, r.Stdout)
+	t.Logf("results:\n%s", r.Stdout)
+	if after := outside(); after != before {
+		t.Errorf("the guest changed the host directory beside its root:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != content+"\n" {
+		t.Errorf("marker changed: %q", b)
+	}
+
+	// Routes that must fail with a given errno, or succeed inside.
+	want := map[string]string{
+		"io_uring_setup":      "ENOSYS",
+		"name_to_handle_at":   "EOPNOTSUPP",
+		"open_by_handle_at":   "EOPNOTSUPP",
+		"chroot":              "EPERM",
+		"mount":               "EPERM",
+		"umount2":             "EPERM",
+		"pivot_root":          "EPERM",
+		"open_tree":           "ENOSYS",
+		"userns-mount":        "EPERM",
+		"userns-chroot":       "EPERM",
+		"clone-untraced":      "ENOSYS",
+		"getcwd-after-dotdot": "ok",
+		"fd-passing-guest":    "ok",
+		"proc-nook-root":      "EACCES",
+		"proc-host-root":      "EACCES",
+		"proc-host-cwd":       "EACCES",
+		"proc-host-fd":        "EACCES",
+		// Names are guest names: the host path does not exist there.
+		"connect-host-socket":        "ENOENT",
+		"connect-host-socket-dotdot": "ENOENT",
+		"rename-to-host-dir":         "ENOENT",
+		"link-host-file":             "ENOENT",
+		"link-dotdot":                "ENOENT",
+		"linkat-rootfd-dotdot":       "ENOENT",
+		"linkat-symlink-follow":      "ENOENT",
+		"rename-exchange-host":       "ENOENT",
+		"unlink-host-file":           "ENOENT",
+		"chmod-host-file":            "ENOENT",
+		"truncate-host-file":         "ENOENT",
+		"mkdir-host-dir":             "ENOENT",
+		"creat-host-dir":             "ENOENT",
+		"symlink-into-host-dir":      "ENOENT",
+		"bind-host-path":             "ENOENT",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	for k, v := range got {
+		switch {
+		case strings.HasPrefix(k, "int80-"):
+			if v != "-38" {
+				t.Errorf("%s: i386 syscall returned %s, want -38 (ENOSYS)", k, v)
+			}
+		case k == "fd-passing-abstract":
+			// Abstract sockets have no name to translate: a host
+			// process that hands out descriptors hands them to guests
+			// too (documented in docs/security.md).
+			if v != "LEAK" {
+				t.Logf("%s: %s", k, v)
+			}
+		case hostProcessRoutes[k] != "":
+			// Checked in the subtest below.
+		case v == "LEAK":
+			t.Errorf("%s: the guest read the host-only marker", k)
+		}
+	}
+
+	// Host processes of the same user (nook among them) are reachable
+	// through ptrace, process_vm_readv/writev, /proc/PID/mem and kill:
+	// the kernel allows them between processes of one user unless Yama
+	// (kernel.yama.ptrace_scope >= 1) forbids it, and the tracer does not
+	// yet refuse them for pids outside the guest. A guest that can
+	// PTRACE_SEIZE a host process can make it do anything.
+	t.Run("host processes", func(t *testing.T) {
+		var gaps []string
+		for k, v := range hostProcessRoutes {
+			if got[k] != v {
+				gaps = append(gaps, k+"="+got[k])
+			}
+		}
+		sort.Strings(gaps)
+		if len(gaps) > 0 && os.Getenv("NOOK_CONFINE_STRICT") != "1" {
+			t.Skipf("known gap (docs/security.md, host processes): %s", strings.Join(gaps, " "))
+		}
+		for _, gap := range gaps {
+			t.Errorf("guest reached a host process: %s", gap)
+		}
+	})
+}
+
+// hostProcessRoutes are the results a guest should get when it reaches
+// for a host process of the same user that is not part of the guest.
+var hostProcessRoutes = map[string]string{
+	"ptrace-host-process":   "EPERM",
+	"process_vm_readv-host": "EPERM",
+	"proc-host-mem":         "EACCES",
+	"kill-host-process":     "EPERM",
+}
+
+// TestConfineRootlessRace measures the known limit of path translation by
+// ptrace: another guest thread swaps a path component for a symlink out
+// of the root between the tracer's rewrite and the kernel's lookup. It
+// runs each combination for a bounded time and reports how many attempts
+// escaped (read the host-only marker, stat-ed it, or created a file beside
+// it). Escapes are a documented gap (docs/security.md), not a failure;
+// NOOK_CONFINE_STRICT=1 makes them fail the test.
+func TestConfineRootlessRace(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "race", musl(t, confineSource(t, "race.c"), true, "-lpthread"), 0o755)
+	marker, content := hostMarker(t, g)
+	r := g.run(t, "/race", marker, content, "2000")
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	created, _ := filepath.Glob(filepath.Join(g.base, "RACE-*"))
+	escaped := len(created) > 0
+	res := parseResults(t, r.Stdout)
+	keys := make([]string, 0, len(res))
+	for k := range res {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := res[k]
+		var attempts, escapes int
+		if _, err := fmt.Sscanf(v, "attempts %d escapes %d", &attempts, &escapes); err != nil {
+			t.Fatalf("%s: %q", k, v)
+		}
+		if attempts == 0 {
+			t.Errorf("%s: no attempt ran", k)
+		}
+		if escapes > 0 {
+			escaped = true
+		}
+		t.Logf("%s: %d attempts, %d escapes", k, attempts, escapes)
+	}
+	t.Logf("files created beside the guest root: %d", len(created))
+	if escaped && os.Getenv("NOOK_CONFINE_STRICT") == "1" {
+		t.Errorf("a path component swapped during the call led out of the guest")
+	}
+}

