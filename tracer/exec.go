@@ -118,17 +118,21 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 		host, guest = res.Host, res.Guest
 	}
 
-	args, errno := readArgv(c, c.Arg(argvArg))
-	if errno != 0 {
-		c.Fail(errno)
-		return
-	}
+	// The argv array is read only when it must change (a script or a
+	// dynamic program), not for a static one.
+	var args []arg
 	changedArgv := false
 	for scripts := 0; ; scripts++ {
 		info, errno := tr.inspect(host)
 		if errno != 0 {
 			c.Fail(errno)
 			return
+		}
+		if !changedArgv && (info.kind == kindScript || info.kind == kindDynamic) {
+			if args, errno = readArgv(c, c.Arg(argvArg)); errno != 0 {
+				c.Fail(errno)
+				return
+			}
 		}
 		switch info.kind {
 		case kindScript:
