@@ -66,7 +66,6 @@ type Store struct {
 	stamp     fileStamp       // the database file as of the last read
 	lastCheck time.Time
 	timer     *time.Timer
-	asyncErr  error
 	closed    bool
 	sgidDirs  int // records of set-group-ID directories
 }
@@ -374,15 +373,11 @@ func (s *Store) set(key Key, r *Record) error {
 		return errors.New("ownership store: closed")
 	}
 	s.setLocked(key, r)
-	err := s.asyncErr
-	s.asyncErr = nil
 	s.mu.Unlock()
 	if s.opt.FlushDelay < 0 {
-		if ferr := s.Flush(); ferr != nil {
-			return ferr
-		}
+		return s.Flush()
 	}
-	return err
+	return nil
 }
 
 // setLocked records a change and arms the group-commit timer.
@@ -399,15 +394,24 @@ func (s *Store) setLocked(key Key, r *Record) {
 		}
 	}
 	s.dirty[key] = r
-	if s.opt.FlushDelay > 0 && s.timer == nil {
-		s.timer = time.AfterFunc(s.opt.FlushDelay, func() {
-			if err := s.Flush(); err != nil {
-				s.mu.Lock()
-				s.asyncErr = err
-				s.mu.Unlock()
-			}
-		})
+	s.armLocked(s.opt.FlushDelay)
+}
+
+// armLocked starts the group-commit timer unless it runs. A commit that
+// fails in the background (the lock timed out, the disk is full) keeps its
+// changes pending and tries again a second later; Close reports an error
+// that persists.
+func (s *Store) armLocked(delay time.Duration) {
+	if s.opt.FlushDelay <= 0 || s.timer != nil || s.closed {
+		return
 	}
+	s.timer = time.AfterFunc(delay, func() {
+		if err := s.Flush(); err != nil {
+			s.mu.Lock()
+			s.armLocked(time.Second)
+			s.mu.Unlock()
+		}
+	})
 }
 
 // Flush commits every pending change in one transaction. When another
@@ -481,9 +485,6 @@ func (s *Store) Close() error {
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
-	}
-	if err == nil {
-		err = s.asyncErr
 	}
 	s.mu.Unlock()
 	return err

@@ -634,3 +634,38 @@ func TestChmodDiskFloor(t *testing.T) {
 		t.Error("record kept for a mode the disk shows")
 	}
 }
+
+// A group commit that cannot take the lock keeps its changes and commits
+// them once the lock is free.
+func TestStoreRetriesBlockedCommit(t *testing.T) {
+	root := t.TempDir()
+	db := filepath.Join(t.TempDir(), "own.db")
+	f := filepath.Join(root, "f")
+	os.WriteFile(f, nil, 0o644)
+	s := openT(t, db, root, Options{LockTimeout: 50 * time.Millisecond, FlushDelay: time.Millisecond})
+	holder, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Chown(lstat(t, f), "f", 3, 4, NewCreds(0, 0, nil), me()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the first commit has failed by now
+	holder.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		other := openT(t, db, root, Options{})
+		n := len(other.Records())
+		other.Close()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("blocked commit never retried")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
