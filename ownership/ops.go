@@ -95,8 +95,8 @@ func DiskMode(typ, mode uint32) uint32 {
 
 // Chmod records chmod(2) to mode. st is the file's real stat after the
 // tracer applied DiskMode to it (when the real user owns it; otherwise the
-// unchanged stat). As in the kernel, set-group-ID is dropped from a
-// non-directory when the caller is neither in the file's group nor has
+// unchanged stat). As in the kernel (setattr_copy), set-group-ID is
+// dropped when the caller is neither in the file's group nor has
 // CAP_FSETID.
 func (s *Store) Chmod(st Stat, rel string, mode uint32, c *Creds, h Host) error {
 	if s == nil {
@@ -105,7 +105,7 @@ func (s *Store) Chmod(st Stat, rel string, mode uint32, c *Creds, h Host) error 
 	r := s.recordFor(st, rel, h)
 	cur := r.apply(st, h)
 	mode &= 0o7777
-	if mode&unix.S_ISGID != 0 && cur.Type() != unix.S_IFDIR && !c.InGroup(cur.GID) && !c.Capable(unix.CAP_FSETID) {
+	if mode&unix.S_ISGID != 0 && !c.InGroup(cur.GID) && !c.Capable(unix.CAP_FSETID) {
 		mode &^= unix.S_ISGID
 	}
 	r.Mode = mode
