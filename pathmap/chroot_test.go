@@ -2,11 +2,14 @@ package pathmap_test
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/gob"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,10 +80,10 @@ func errnoOf(err error) int {
 }
 
 // chrootChild runs in the re-executed binary: it sets up the mounts,
-// chroots and runs the cases, printing their outcomes as JSON.
+// chroots and runs the cases, printing their outcomes (gob).
 func chrootChild() {
 	var spec childSpec
-	if err := json.NewDecoder(os.Stdin).Decode(&spec); err != nil {
+	if err := gob.NewDecoder(os.Stdin).Decode(&spec); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -91,13 +94,33 @@ func chrootChild() {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		die("make / private", err)
 	}
-	for _, b := range spec.Binds {
-		if err := unix.Mount(b.Host, spec.Root+b.Guest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			die("bind "+b.Host, err)
+	// Clone the sources before the chroot and attach them after it, so
+	// that each target is looked up inside the guest, following symlinks,
+	// as mount(2) called in the chroot would (and as pathmap models).
+	// Shallow targets first, like pathmap.New.
+	binds := append([]pathmap.Bind(nil), spec.Binds...)
+	sort.SliceStable(binds, func(i, j int) bool {
+		return strings.Count(path.Clean(binds[i].Guest), "/") < strings.Count(path.Clean(binds[j].Guest), "/")
+	})
+	trees := make([]int, len(binds))
+	for i, b := range binds {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, b.Host, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			die("open_tree "+b.Host, err)
 		}
+		trees[i] = fd
 	}
 	if err := unix.Chroot(spec.Root); err != nil {
 		die("chroot", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		die("chdir /", err)
+	}
+	for i, b := range binds {
+		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, b.Guest, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
+			fmt.Fprintf(os.Stderr, "move_mount %s: %v\n", b.Guest, err)
+			os.Exit(3)
+		}
 	}
 	out := make([]outcome, len(spec.Cases))
 	for i, c := range spec.Cases {
@@ -134,7 +157,7 @@ func chrootChild() {
 			unix.Close(dirfd)
 		}
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+	if err := gob.NewEncoder(os.Stdout).Encode(out); err != nil {
 		die("encode", err)
 	}
 }
@@ -495,109 +518,144 @@ func TestResolveChrootDifferential(t *testing.T) {
 				t.Fatal(err)
 			}
 			cases := diffCases()
-			type mine struct {
-				res     pathmap.Result
-				out     outcome
-				created bool
-			}
-			got := make([]mine, len(cases))
-			for i, c := range cases {
-				cwd := c.Cwd
-				if cwd == "" {
-					cwd = "/"
-				}
-				parent := c.Op == "mkdir" || c.Op == "rmdir" || c.Op == "unlink" || c.Op == "rename"
-				follow := c.Follow || c.Op == "cwd"
-				r, err := m.Resolve(pathmap.Request{Cwd: cwd, Dir: c.Dir, Path: c.Path, Follow: follow, Empty: c.Empty, Parent: parent})
-				got[i].res = r
-				if err != nil {
-					got[i].out = outcome{Errno: errnoOf(err)}
-					continue
-				}
-				switch c.Op {
-				case "cwd":
-					// What the tracer does: chdir on the host path, then
-					// getcwd mapped back.
-					var st unix.Stat_t
-					if err := unix.Stat(r.Host, &st); err != nil {
-						got[i].out = outcome{Errno: errnoOf(err)}
-					} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-						got[i].out = outcome{Errno: int(unix.ENOTDIR)}
-					} else if g, err := m.ToGuest(r.Host); err != nil {
-						t.Errorf("ToGuest(%q): %v", r.Host, err)
-					} else {
-						got[i].out = outcome{Cwd: g}
-					}
-					continue
-				case "rename":
-					to, err := m.Resolve(pathmap.Request{Cwd: "/", Path: renameTo, Parent: true})
-					if err != nil {
-						t.Fatal(err)
-					}
-					switch {
-					case r.MountID != to.MountID:
-						got[i].out = outcome{Errno: int(unix.EXDEV)}
-					case r.Mount:
-						got[i].out = outcome{Errno: int(unix.EBUSY)}
-					default:
-						got[i].out = outcome{Errno: errnoOf(unix.Rename(r.Host, to.Host))}
-					}
-					continue
-				}
-				if r.Mount && (c.Op == "rmdir" || c.Op == "unlink") {
-					// What the tracer does for a mount point.
-					got[i].out = outcome{Errno: int(unix.EBUSY)}
-					continue
-				}
-				var st unix.Stat_t
-				existed := unix.Lstat(strings.TrimRight(r.Host, "/"), &st) == nil
-				got[i].out = doOp(unix.AT_FDCWD, r.Host, c, true)
-				if got[i].out.Errno == 0 && !existed {
-					// Undo, so that the chroot side starts from the same
-					// tree; compared again after it ran.
-					got[i].created = true
-					switch c.Op {
-					case "creat":
-						err = unix.Unlink(r.Host)
-					case "mkdir":
-						err = unix.Rmdir(r.Host)
-					}
-					if err != nil {
-						t.Fatalf("undo %s %s: %v", c.Op, r.Host, err)
-					}
-				}
-			}
-
-			spec, _ := json.Marshal(childSpec{Root: root, Binds: binds, Cases: cases})
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"=1")
-			cmd.Stdin = bytes.NewReader(spec)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
-			outb, err := cmd.Output()
+			got := viaPathmap(t, m, cases)
+			want, err := inChroot(root, binds, cases)
 			if err != nil {
-				t.Fatalf("chroot child: %v\n%s", err, stderr.Bytes())
+				t.Fatal(err)
 			}
-			var want []outcome
-			if err := json.Unmarshal(outb, &want); err != nil {
-				t.Fatalf("chroot child output: %v\n%s", err, outb)
-			}
-			for i, c := range cases {
-				g := got[i].out
-				if got[i].created {
-					var st unix.Stat_t
-					if err := unix.Lstat(strings.TrimRight(got[i].res.Host, "/"), &st); err != nil {
-						g = outcome{Errno: errnoOf(err)}
-					} else {
-						g = outcome{Dev: st.Dev, Ino: st.Ino}
-					}
-				}
-				if g != want[i] {
-					t.Errorf("%s cwd=%q dir=%q %.60q follow=%v: chroot %v, pathmap %v (host %.80q)",
-						c.Op, c.Cwd, c.Dir, c.Path, c.Follow, want[i], g, got[i].res.Host)
-				}
-			}
+			compareOutcomes(t, cases, got, want)
 		})
 	}
+}
+
+// mine is the pathmap side of one case.
+type mine struct {
+	res     pathmap.Result
+	out     outcome
+	created bool
+}
+
+// viaPathmap runs cases through m on the host, undoing what they create so
+// that the chroot side starts from the same tree.
+func viaPathmap(t testing.TB, m *pathmap.Mapper, cases []diffCase) []mine {
+	got := make([]mine, len(cases))
+	for i, c := range cases {
+		cwd := c.Cwd
+		if cwd == "" {
+			cwd = "/"
+		}
+		parent := c.Op == "mkdir" || c.Op == "rmdir" || c.Op == "unlink" || c.Op == "rename"
+		follow := c.Follow || c.Op == "cwd"
+		r, err := m.Resolve(pathmap.Request{Cwd: cwd, Dir: c.Dir, Path: c.Path, Follow: follow, Empty: c.Empty, Parent: parent})
+		got[i].res = r
+		if err != nil {
+			got[i].out = outcome{Errno: errnoOf(err)}
+			continue
+		}
+		switch c.Op {
+		case "cwd":
+			// What the tracer does: chdir on the host path, then
+			// getcwd mapped back.
+			var st unix.Stat_t
+			if err := unix.Stat(r.Host, &st); err != nil {
+				got[i].out = outcome{Errno: errnoOf(err)}
+			} else if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				got[i].out = outcome{Errno: int(unix.ENOTDIR)}
+			} else if g, err := m.ToGuest(r.Host); err != nil {
+				t.Errorf("ToGuest(%q): %v", r.Host, err)
+			} else {
+				got[i].out = outcome{Cwd: g}
+			}
+			continue
+		case "rename":
+			to, err := m.Resolve(pathmap.Request{Cwd: "/", Path: renameTo, Parent: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case r.MountID != to.MountID:
+				got[i].out = outcome{Errno: int(unix.EXDEV)}
+			case r.Mount:
+				got[i].out = outcome{Errno: int(unix.EBUSY)}
+			default:
+				got[i].out = outcome{Errno: errnoOf(unix.Rename(r.Host, to.Host))}
+			}
+			continue
+		}
+		if r.Mount && (c.Op == "rmdir" || c.Op == "unlink") {
+			// What the tracer does for a mount point.
+			got[i].out = outcome{Errno: int(unix.EBUSY)}
+			continue
+		}
+		var st unix.Stat_t
+		existed := unix.Lstat(strings.TrimRight(r.Host, "/"), &st) == nil
+		got[i].out = doOp(unix.AT_FDCWD, r.Host, c, true)
+		if got[i].out.Errno == 0 && !existed {
+			// Undo, so that the chroot side starts from the same
+			// tree; compared again after it ran.
+			got[i].created = true
+			switch c.Op {
+			case "creat":
+				err = unix.Unlink(r.Host)
+			case "mkdir":
+				err = unix.Rmdir(r.Host)
+			}
+			if err != nil {
+				t.Fatalf("undo %s %s: %v", c.Op, r.Host, err)
+			}
+		}
+	}
+
+	return got
+}
+
+// compareOutcomes reports every case where the chroot and pathmap differ.
+func compareOutcomes(t testing.TB, cases []diffCase, got []mine, want []outcome) {
+	for i, c := range cases {
+		g := got[i].out
+		if got[i].created {
+			var st unix.Stat_t
+			if err := unix.Lstat(strings.TrimRight(got[i].res.Host, "/"), &st); err != nil {
+				g = outcome{Errno: errnoOf(err)}
+			} else {
+				g = outcome{Dev: st.Dev, Ino: st.Ino}
+			}
+		}
+		if g != want[i] {
+			t.Errorf("%s cwd=%q dir=%q %.60q follow=%v: chroot %v, pathmap %v (host %.80q)",
+				c.Op, c.Cwd, c.Dir, c.Path, c.Follow, want[i], g, got[i].res.Host)
+		}
+	}
+}
+
+// errMount is returned by inChroot when a bind cannot be mounted in the
+// chroot (its target is missing or of the wrong type).
+var errMount = errors.New("bind target cannot be mounted")
+
+// inChroot runs cases in a real chroot of root with binds and returns
+// their outcomes.
+func inChroot(root string, binds []pathmap.Bind, cases []diffCase) ([]outcome, error) {
+	// gob, not JSON: paths are bytes, not always UTF-8.
+	var spec bytes.Buffer
+	if err := gob.NewEncoder(&spec).Encode(childSpec{Root: root, Binds: binds, Cases: cases}); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdin = &spec
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	outb, err := cmd.Output()
+	if err != nil {
+		if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 3 {
+			return nil, fmt.Errorf("%w: %s", errMount, stderr.Bytes())
+		}
+		return nil, fmt.Errorf("chroot child: %v\n%s", err, stderr.Bytes())
+	}
+	var out []outcome
+	if err := gob.NewDecoder(bytes.NewReader(outb)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("chroot child output: %v\n%s", err, outb)
+	}
+	return out, nil
 }

@@ -85,7 +85,7 @@ type Config struct {
 type Request struct {
 	Cwd    string   // guest cwd of the caller (absolute, canonical)
 	Dir    string   // guest path of the dirfd for *at calls; "" means Cwd
-	Path   string   // the argument as the guest passed it
+	Path   string   // the argument as the guest passed it (up to its NUL)
 	Follow bool     // follow a final symlink
 	Empty  bool     // AT_EMPTY_PATH: an empty Path names Dir itself
 	Proc   ProcHook // nil: /proc is not special
