@@ -354,6 +354,7 @@ rm hl
 chown 9 f1
 chmod 1777 d && chmod 0 f3 && chmod 750 d/a/sub
 cp -p d/a/c/f2 f2copy
+mkdir -m 555 ro && touch ro/x && mkdir -m 0 ro/none && touch ro/none/y
 tar -cf /w.tar -C /w . && mkdir /x && tar -xpf /w.tar -C /x
 for r in /w /x; do
   find $r | sort | while read -r p; do stat -c '%u:%g %A %h %F %n' "$p"; done

@@ -196,7 +196,13 @@ func ownCreatedExit(c *Call) {
 	o := ownThreadOf(c.T)
 	host := o.created
 	o.created = ""
-	if host == "" || c.Result() != 0 {
+	if c.Result() != 0 {
+		return
+	}
+	if c.Nr == unix.SYS_MKDIR || c.Nr == unix.SYS_MKDIRAT {
+		ownDirFloor(c, host)
+	}
+	if host == "" {
 		return
 	}
 	st, errno := ownStat(host, false)
@@ -204,6 +210,58 @@ func ownCreatedExit(c *Call) {
 		return
 	}
 	ownRun.store.Created(st, ownRel(host), ownCreds(c.T.P), o.parent, ownRun.host)
+}
+
+// ownDirFloor gives a directory just made with a mode that shuts out its
+// owner (mkdir -m 555) the owner's access on disk, and records the mode
+// for the guest (see ownership.DiskMode): the guest root must still be
+// able to create files in it, as real root can. host is the directory if
+// known; otherwise its path is read back from the call's argument as the
+// kernel saw it: a host path, or a relative path the translation left
+// alone because the kernel reaches the same file from the real working
+// directory or dirfd.
+func ownDirFloor(c *Call, host string) {
+	if host == "" {
+		arg, dirfd := 0, int32(unix.AT_FDCWD)
+		if c.Nr == unix.SYS_MKDIRAT {
+			arg, dirfd = 1, int32(c.Arg(0))
+		}
+		p, err := c.ReadString(c.Arg(arg))
+		if err != nil || p == "" {
+			return
+		}
+		if p[0] != '/' {
+			link := fmt.Sprintf("/proc/%d/cwd", c.T.Tid)
+			if dirfd != unix.AT_FDCWD {
+				link = fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, dirfd)
+			}
+			base, err := os.Readlink(link)
+			if err != nil {
+				return
+			}
+			p = filepath.Join(base, p)
+		}
+		if !ownInside(p) {
+			return
+		}
+		host = p
+	}
+	st, errno := ownStat(host, false)
+	if errno != 0 || st.Type() != unix.S_IFDIR || st.Mode&0o700 == 0o700 || st.UID != ownRun.host.UID {
+		return
+	}
+	mode := st.Mode & 0o7777
+	disk := ownership.DiskMode(st.Mode, mode)
+	if err := ownRetry(func() error { return unix.Chmod(host, disk) }); err != nil {
+		return
+	}
+	st.Mode = st.Mode&unix.S_IFMT | disk
+	ownRun.store.Chmod(st, ownRel(host), mode, ownCreds(c.T.P), ownRun.host)
+}
+
+// ownInside reports whether host path p is in the guest's own tree.
+func ownInside(p string) bool {
+	return p == ownRun.root || strings.HasPrefix(p, ownRun.root+"/")
 }
 
 // ownOpen remembers a file a guest may create with O_CREAT whose owner
