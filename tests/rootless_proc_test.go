@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,7 @@ func TestRootlessJobControl(t *testing.T) {
 sleep 0.4; kill -STOP $p; sleep 0.3
 a=$(wc -l < /tmp/c); sleep 0.6; b=$(wc -l < /tmp/c)
 grep State /proc/$p/status
-kill -CONT $p; sleep 0.4; c=$(wc -l < /tmp/c)
+kill -CONT $p; sleep 1; c=$(wc -l < /tmp/c)
 kill $p; wait $p
 [ "$a" = "$b" ] && echo stopped; [ "$c" -gt "$b" ] && echo resumed`)
 	mustContain(t, out, "stopped\n", "resumed\n")
@@ -108,15 +109,23 @@ func TestRootlessSignalsAndExit(t *testing.T) {
 	// A termination signal sent to nook (without a terminal) reaches the
 	// guest, which dies of it: 128+N.
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
-		cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sleep", "30")
+		cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "sh", "-c", "echo ready; exec sleep 30")
 		cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond)
+		// Signal only once the guest runs (nook forwards from then on).
+		var b [6]byte
+		if _, err := io.ReadFull(out, b[:]); err != nil || string(b[:]) != "ready\n" {
+			t.Fatalf("guest did not start: %q %v", b, err)
+		}
 		cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		err = cmd.Wait()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 128+int(sig) || time.Since(start) > 10*time.Second {
 			t.Errorf("%v to nook: %v after %v", sig, err, time.Since(start))
