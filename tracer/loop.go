@@ -161,8 +161,11 @@ func (tr *tracer) eventStop(t *Thread, sig unix.Signal) error {
 	case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
 		// Group-stop: PTRACE_LISTEN keeps the thread stopped (the job
 		// stays stopped, as its shell expects) while letting the kernel
-		// wake it on SIGCONT.
-		return listen(t.Tid)
+		// wake it on SIGCONT. EIO: not a group-stop after all (a
+		// SIGCONT came first); the thread must not stay stuck.
+		if err := listen(t.Tid); err != unix.EIO {
+			return err
+		}
 	}
 	return cont(t.Tid, 0)
 }
