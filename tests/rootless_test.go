@@ -402,6 +402,10 @@ int main(int argc, char **argv) {
 	h.resolve = RESOLVE_IN_ROOT;
 	show("openat2-in-root", syscall(SYS_openat2, AT_FDCWD, host, &h, sizeof h));
 	int root = open("/", O_RDONLY | O_DIRECTORY);
+	/* Inside the guest root, RESOLVE_IN_ROOT sees the guest's binds. */
+	h.resolve = RESOLVE_IN_ROOT;
+	show("openat2-in-root-proc", syscall(SYS_openat2, root, "/proc/self/comm", &h, sizeof h));
+	show("openat2-in-root-dotdot", syscall(SYS_openat2, root, "../../../etc/alpine-release", &h, sizeof h));
 	h.resolve = RESOLVE_BENEATH;
 	show("openat2-beneath", syscall(SYS_openat2, root, "../HOSTONLY", &h, sizeof h));
 	h.resolve = 0;
@@ -443,18 +447,20 @@ func TestRootlessEscapeSyscalls(t *testing.T) {
 		t.Fatal(r)
 	}
 	want := map[string]string{
-		"openat2":            "ENOENT",
-		"openat2-in-root":    "ENOENT",
-		"openat2-beneath":    "EXDEV",
-		"openat2-dotdot":     "ENOENT",
-		"openat-dotdot":      "ENOENT",
-		"dotdot-of-root":     "same",
-		"openat-up-HOSTONLY": "ENOENT",
-		"execveat":           "ENOENT",
-		"execveat-rel":       "ENOENT",
-		"io_uring_setup":     "ENOSYS",
-		"name_to_handle_at":  "EOPNOTSUPP",
-		"chroot":             "EPERM",
+		"openat2":                "ENOENT",
+		"openat2-in-root":        "ENOENT",
+		"openat2-in-root-proc":   "fd escape",
+		"openat2-in-root-dotdot": "fd 3.20.3",
+		"openat2-beneath":        "EXDEV",
+		"openat2-dotdot":         "ENOENT",
+		"openat-dotdot":          "ENOENT",
+		"dotdot-of-root":         "same",
+		"openat-up-HOSTONLY":     "ENOENT",
+		"execveat":               "ENOENT",
+		"execveat-rel":           "ENOENT",
+		"io_uring_setup":         "ENOSYS",
+		"name_to_handle_at":      "EOPNOTSUPP",
+		"chroot":                 "EPERM",
 	}
 	got := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 
 	"golang.org/x/sys/unix"
+
+	"nook/pathmap"
 )
 
 // openat2(dirfd, path, how, size): struct open_how { u64 flags, mode,
@@ -18,7 +20,8 @@ func init() {
 // lookup to its dirfd (RESOLVE_IN_ROOT, RESOLVE_BENEATH): the kernel then
 // keeps the lookup inside that directory, which is inside the guest, so
 // passing the call untouched cannot escape (a bind mounted below that
-// directory is not seen, though: the lookup stays in the host tree). Other
+// directory is not seen, though: the lookup stays in the host tree). The
+// common RESOLVE_IN_ROOT from the guest's root directory is translated. Other
 // resolve flags are honoured by pathmap's result only in part:
 // RESOLVE_NO_SYMLINKS and RESOLVE_NO_MAGICLINKS see the translated path,
 // from which pathmap already removed the guest's symlinks.
@@ -38,14 +41,25 @@ func openat2Entry(c *Call) {
 	if resolve&(unix.RESOLVE_IN_ROOT|unix.RESOLVE_BENEATH) != 0 {
 		// Only a directory inside the guest confines: one the guest
 		// got from the host (an inherited descriptor) would not.
+		var dir string
 		var err error
 		if fd := int32(c.Arg(0)); fd == unix.AT_FDCWD {
-			_, err = c.tr.cwdOf(c.T)
-		} else if _, _, errno := c.tr.fdGuest(c.T.Tid, int(fd)); errno != 0 {
-			err = errno
+			dir, err = c.tr.cwdOf(c.T)
+		} else {
+			var errno unix.Errno
+			if dir, _, errno = c.tr.fdGuest(c.T.Tid, int(fd)); errno != 0 {
+				err = errno
+			}
 		}
 		if err != nil {
 			c.Fail(errnoOf(err))
+			return
+		}
+		if dir == "/" && resolve&unix.RESOLVE_BENEATH == 0 {
+			// In the guest's root directory, RESOLVE_IN_ROOT is the
+			// guest's ordinary resolution: translate, and drop the
+			// flag (the host path is absolute).
+			inRootAtGuestRoot(c, how[:], flags)
 		}
 		return
 	}
@@ -58,4 +72,34 @@ func openFollow(flags uint64) followRule {
 		return followNever
 	}
 	return followAlways
+}
+
+// inRootAtGuestRoot translates openat2(dirfd at the guest root, path,
+// RESOLVE_IN_ROOT): an absolute path means the same as a relative one, and
+// ".." stops at the root, as pathmap resolves anyway.
+func inRootAtGuestRoot(c *Call, how []byte, flags uint64) {
+	p, err := c.ReadString(c.Arg(1))
+	if err != nil {
+		c.Fail(errnoOf(err))
+		return
+	}
+	if p == "" {
+		// The kernel's answer (ENOENT) needs no translation.
+		return
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	f := openFollow(flags)
+	res, errno := c.tr.resolve(c, noArg, pathmap.Request{Path: p, Follow: f == followAlways})
+	if errno != 0 {
+		c.Fail(errno)
+		return
+	}
+	n := make([]byte, openHowSize)
+	copy(n, how)
+	binary.LittleEndian.PutUint64(n[16:], binary.LittleEndian.Uint64(how[16:])&^unix.RESOLVE_IN_ROOT)
+	c.SetArg(1, c.PushString(res.Host))
+	c.SetArg(2, c.Push(n))
+	c.SetArg(3, openHowSize)
 }
