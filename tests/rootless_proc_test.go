@@ -394,3 +394,23 @@ func TestRootlessExecveat(t *testing.T) {
 		t.Errorf("execveat of a script: %q", got)
 	}
 }
+
+// fakeLoaderC stands in for a dynamic loader too old for --argv0 (its text
+// must not contain that option's name): it prints the argv it was given.
+const fakeLoaderC = `#include <stdio.h>
+int main(int argc, char **argv) {
+	for (int i = 0; i < argc; i++) printf("[%s]", argv[i]);
+	printf("\n");
+	return 0;
+}
+`
+
+func TestRootlessLoaderWithoutArgv0(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	g.put(t, "fakeld", musl(t, fakeLoaderC, true), 0o755)
+	g.put(t, "usr/bin/prog", musl(t, helloC, false, "-Wl,--dynamic-linker=/fakeld"), 0o755)
+	// The program's path as the caller gave it replaces argv[0].
+	if got := g.sh(t, "prog a b; cd /usr/bin && ./prog c"); got != "[/fakeld][/usr/bin/prog][a][b]\n[/fakeld][./prog][c]\n" {
+		t.Errorf("loader without --argv0: %q", got)
+	}
+}
