@@ -155,6 +155,9 @@ func Open(dbPath, root string, opt Options) (*Store, error) {
 		if err := meta.Put(metaRoot, rootKey.bytes()); err != nil {
 			return err
 		}
+		if err := followReplaced(files, root); err != nil {
+			return err
+		}
 		if err := recoverJournal(journal, root); err != nil {
 			return err
 		}
@@ -664,6 +667,52 @@ func rekeyBucket(b *bolt.Bucket, root string, isFiles bool) error {
 	}
 	for _, m := range moves {
 		if err := b.Put(m.k, m.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// followReplaced moves each record whose path now holds another file of
+// the same type, with no record of its own, to that file. Tools outside
+// nook replace files by writing a new one and renaming it over the old
+// (nook's own user setup rewriting /etc/shadow, sed -i, editors): the
+// faked owner and mode belong to the path, as when root does the same.
+// (A file moved away outside nook and another made in its place is
+// indistinguishable, and takes the record too.)
+func followReplaced(b *bolt.Bucket, root string) error {
+	type move struct {
+		from, to []byte
+		v        []byte
+	}
+	var moves []move
+	err := b.ForEach(func(k, v []byte) error {
+		r, err := unmarshalRecord(v)
+		if err != nil || r.Path == "" || filepath.IsAbs(r.Path) {
+			return nil
+		}
+		st, err := lstatBeneath(root, r.Path)
+		if err != nil || st.Mode&unix.S_IFMT != r.Type {
+			return nil
+		}
+		nk := Key{st.Dev, st.Ino}.bytes()
+		if string(nk) == string(k) || b.Get(nk) != nil {
+			return nil
+		}
+		moves = append(moves, move{append([]byte(nil), k...), nk, append([]byte(nil), v...)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range moves {
+		if b.Get(m.to) != nil {
+			continue // two records claimed the same file: the first wins
+		}
+		if err := b.Delete(m.from); err != nil {
+			return err
+		}
+		if err := b.Put(m.to, m.v); err != nil {
 			return err
 		}
 	}

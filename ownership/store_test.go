@@ -669,3 +669,30 @@ func TestStoreRetriesBlockedCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file replaced outside nook by a new one renamed over it (sed -i,
+// editors, user setup) keeps its faked metadata at the next Open.
+func TestStoreFollowsReplacedFiles(t *testing.T) {
+	root := t.TempDir()
+	db := filepath.Join(t.TempDir(), "own.db")
+	f := filepath.Join(root, "shadow")
+	os.WriteFile(f, []byte("old"), 0o640)
+	s := openT(t, db, root, Options{})
+	if err := s.Chown(lstat(t, f), "shadow", 0, 42, NewCreds(0, 0, nil), me()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tmp := filepath.Join(root, "shadow+")
+	os.WriteFile(tmp, []byte("new"), 0o640)
+	if err := os.Rename(tmp, f); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, db, root, Options{})
+	defer s.Close()
+	if v := s.View(lstat(t, f), me()); v.GID != 42 {
+		t.Fatalf("replaced file shows gid %d, want 42", v.GID)
+	}
+	if n := len(s.Records()); n != 1 {
+		t.Fatalf("%d records", n)
+	}
+}

@@ -151,8 +151,11 @@ func TestOwnershipRootlessUser(t *testing.T) {
 	out := g.sh(t, "id; cd && touch x && mkdir d && ls -ln x d && ls -l x; ls -ld ~; test -r /etc/shadow || echo no-shadow; test -w ~ && echo home-writable",
 		"--user", "myuser:2000", "--group", "mygroup:2000")
 	mustContain(t, out, "uid=2000(myuser) gid=2000(mygroup)", "myuser   mygroup", "myuser   mygroup       4096", "no-shadow", "home-writable")
-	out = g.sh(t, "stat -c '%U:%G %n' /home/myuser/x /home/myuser/d; su - myuser -c id; su myuser -c 'touch /tmp/by-user'; stat -c '%u:%g' /tmp/by-user")
+	// User setup rewrote /etc/shadow and /etc/group: their faked owners
+	// stay.
+	out = g.sh(t, "stat -c '%U:%G %a %n' /etc/shadow; stat -c '%U:%G %n' /home/myuser/x /home/myuser/d; su - myuser -c id; su myuser -c 'touch /tmp/by-user'; stat -c '%u:%g' /tmp/by-user")
 	mustContain(t, out,
+		"root:shadow 640 /etc/shadow",
 		"myuser:mygroup /home/myuser/x",
 		"myuser:mygroup /home/myuser/d",
 		"uid=2000(myuser) gid=2000(mygroup)",
