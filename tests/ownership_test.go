@@ -252,6 +252,7 @@ const credsProg = `#define _GNU_SOURCE
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -271,8 +272,12 @@ static void show(const char *what, long r) {
 		d[0].effective, d[1].effective, d[0].permitted, d[1].permitted);
 }
 #define T(call) show(#call, (long)(call))
-int main(void) {
+int main(int argc, char **argv) {
 	gid_t g[] = {7, 3, 5};
+	if (argc > 1) {
+		show(argv[1], 0);
+		return 0;
+	}
 	/* VFS_CAP_REVISION_2, cap_net_raw permitted, no effective bit */
 	unsigned char cap[20] = {0, 0, 0, 2, 0, 0x20, 0, 0}, buf[64];
 	const char *f = "/tmp/credsfile", *n = "security.capability";
@@ -289,6 +294,8 @@ int main(void) {
 	T(setxattr(f, n, cap, sizeof cap, 0));
 	T(removexattr(f, n));
 	T(removexattr(f, n));
+	cap[0] = 1; /* the effective flag */
+	T(setxattr("/usr/bin/credscap", n, cap, sizeof cap, 0));
 	T(setresgid(10, 20, 30));
 	T(setfsuid(44));
 	T(setfsuid(0));
@@ -304,7 +311,16 @@ int main(void) {
 	T(setgroups(0, g));
 	T(chown("/tmp/credsfile", 1, 1));
 	T(mknod("/tmp/credsdev", S_IFCHR | 0600, makedev(1, 3)));
-	return 0;
+	fflush(stdout);
+	/* execve: file capabilities, then a set-user-ID root program */
+	if (fork() == 0) {
+		execl("/usr/bin/credscap", "credscap", "exec-filecaps", (char *)0);
+		return 127;
+	}
+	wait(NULL);
+	fflush(stdout);
+	execl("/usr/bin/credsuid", "credsuid", "exec-setuid", (char *)0);
+	return 127;
 }`
 
 func TestOwnershipRootlessCredsMatchRealRoot(t *testing.T) {
@@ -326,7 +342,8 @@ func TestOwnershipRootlessCredsMatchRealRoot(t *testing.T) {
 	os.Mkdir(home, 0o755)
 	os.Chown(home, u.UID, u.GID)
 
-	prep := "rm -f /tmp/credsfile /tmp/credsdev; touch /tmp/credsfile; "
+	prep := "rm -f /tmp/credsfile /tmp/credsdev; touch /tmp/credsfile; " +
+		"cp /usr/bin/creds /usr/bin/credscap; cp /usr/bin/creds /usr/bin/credsuid; chmod 4755 /usr/bin/credsuid; "
 	got := u.Nook(t, home, "run", "--mode", "rootless", dir, "--", "/bin/sh", "-c", prep+"creds")
 	if got.Code != 0 {
 		t.Fatalf("rootless: %s", got)
@@ -335,6 +352,7 @@ func TestOwnershipRootlessCredsMatchRealRoot(t *testing.T) {
 	if want.Code != 0 {
 		t.Fatalf("chroot: %s", want)
 	}
+	mustContain(t, got.Stdout, "exec-filecaps", "exec-setuid")
 	if got.Stdout != want.Stdout {
 		t.Fatalf("credentials differ from real root's:\n--- rootless\n%s--- chroot\n%s", got.Stdout, want.Stdout)
 	}
