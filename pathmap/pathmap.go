@@ -83,8 +83,8 @@ type Config struct {
 
 // Request is one path argument of one syscall.
 type Request struct {
-	Cwd    string   // guest cwd of the caller (absolute, canonical)
-	Dir    string   // guest path of the dirfd for *at calls; "" means Cwd
+	Cwd    string   // guest cwd of the caller: canonical, as a Result.Guest
+	Dir    string   // canonical guest path of the dirfd of *at calls; "" means Cwd
 	Path   string   // the argument as the guest passed it (up to its NUL)
 	Follow bool     // follow a final symlink
 	Empty  bool     // AT_EMPTY_PATH: an empty Path names Dir itself
