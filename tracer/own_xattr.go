@@ -82,7 +82,8 @@ func ownGetxattr(c *Call, dirArg, pathArg int, follow bool) {
 	}
 	val, ok := ownRun.store.Cap(st)
 	if !ok {
-		c.Fail(unix.ENODATA)
+		// Nothing faked: a real attribute (a tree root unpacked) or
+		// ENODATA comes from the kernel.
 		return
 	}
 	size := c.Arg(3)
@@ -116,7 +117,17 @@ func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
 		return
 	}
 	if _, ok := ownRun.store.Cap(st); !ok {
-		c.Fail(unix.ENODATA)
+		// No faked attribute. A real one (a tree root unpacked) the
+		// real user cannot remove: the kernel says EPERM. None at all
+		// is ENODATA, which the kernel would hide behind the EPERM of
+		// the capability check.
+		get := unix.Getxattr
+		if !follow {
+			get = unix.Lgetxattr
+		}
+		if _, err := get(host, "security.capability", nil); err == unix.ENODATA {
+			c.Fail(unix.ENODATA)
+		}
 		return
 	}
 	if err := ownRun.store.SetCap(st, ownHint(host), nil, ownRun.host); err != nil {
