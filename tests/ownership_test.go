@@ -296,6 +296,10 @@ int main(int argc, char **argv) {
 	T(removexattr(f, n));
 	cap[0] = 1; /* the effective flag */
 	T(setxattr("/usr/bin/credscap", n, cap, sizeof cap, 0));
+	T(listxattr("/usr/bin/credscap", NULL, 0));
+	T(listxattr("/usr/bin/credscap", (char *)buf, sizeof buf));
+	T(strcmp((char *)buf, n));
+	T(listxattr("/usr/bin/credscap", (char *)buf, 3));
 	T(setresgid(10, 20, 30));
 	T(setfsuid(44));
 	T(setfsuid(0));

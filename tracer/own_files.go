@@ -64,6 +64,9 @@ func init() {
 		unix.SYS_REMOVEXATTR:  {Entry: func(c *Call) { ownRemovexattr(c, noArg, 0, true) }},
 		unix.SYS_LREMOVEXATTR: {Entry: func(c *Call) { ownRemovexattr(c, noArg, 0, false) }},
 		unix.SYS_FREMOVEXATTR: {Entry: func(c *Call) { ownRemovexattr(c, 0, noArg, true) }},
+		unix.SYS_LISTXATTR:    {Entry: func(c *Call) { ownListxattr(c, noArg, 0, true) }},
+		unix.SYS_LLISTXATTR:   {Entry: func(c *Call) { ownListxattr(c, noArg, 0, false) }},
+		unix.SYS_FLISTXATTR:   {Entry: func(c *Call) { ownListxattr(c, 0, noArg, true) }},
 	} {
 		Register(nr, h)
 	}

@@ -1,6 +1,8 @@
 package tracer
 
 import (
+	"bytes"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -135,4 +137,62 @@ func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
 		return
 	}
 	c.Return(0)
+}
+
+// ownListxattr adds security.capability to the names of a file that has
+// a faked one, so that copies that preserve attributes (cp -a, tar
+// --xattrs, rsync -X) carry it along.
+func ownListxattr(c *Call, dirArg, pathArg int, follow bool) {
+	ownDrain()
+	host, st, errno := ownTarget(c, dirArg, pathArg, follow, false)
+	if errno != 0 {
+		return // the kernel fails the call the same way
+	}
+	if _, ok := ownRun.store.Cap(st); !ok {
+		return
+	}
+	list := unix.Listxattr
+	if !follow {
+		list = unix.Llistxattr
+	}
+	var names []byte
+	for {
+		n, err := list(host, nil)
+		if err != nil {
+			c.Fail(errnoOf(err))
+			return
+		}
+		names = make([]byte, n)
+		if n == 0 {
+			break
+		}
+		m, err := list(host, names)
+		if err == unix.ERANGE {
+			continue // grew in between
+		}
+		if err != nil {
+			c.Fail(errnoOf(err))
+			return
+		}
+		names = names[:m]
+		break
+	}
+	const capName = "security.capability\x00"
+	if !bytes.Contains(append([]byte{0}, names...), []byte("\x00"+capName)) {
+		names = append(names, capName...)
+	}
+	size := c.Arg(2)
+	switch {
+	case size == 0:
+		c.Return(int64(len(names)))
+		return
+	case size < uint64(len(names)):
+		c.Fail(unix.ERANGE)
+		return
+	}
+	if err := c.Write(c.Arg(1), names); err != nil {
+		c.Fail(unix.EFAULT)
+		return
+	}
+	c.Return(int64(len(names)))
 }
