@@ -125,11 +125,12 @@ func (r *Recorder) Close() error {
 			// import failed.
 			continue
 		}
-		rec, ok := recordFromHeader(StatFrom(st), rel, hdr, r.host)
+		real := StatFrom(st)
+		rec, ok := recordFromHeader(real, rel, hdr, r.host)
 		if !ok {
 			continue
 		}
-		if err := s.Put(Key{st.Dev, st.Ino}, rec); err != nil {
+		if err := s.Put(real.Key(), rec); err != nil {
 			s.Close()
 			return err
 		}

@@ -138,6 +138,11 @@ func listing(t *testing.T, b []byte) string {
 func TestExportRoundTrip(t *testing.T) {
 	root, db := importLike(t)
 	os.Link(filepath.Join(root, "etc/shadow"), filepath.Join(root, "etc/shadow-hard"))
+	// Export reads files the owner cannot (bin/bbsuid is 0111 on disk)
+	// through a journalled temporary grant.
+	secret := filepath.Join(root, "root/secret")
+	os.WriteFile(secret, []byte("data of root/secret"), 0o600)
+	os.Chmod(secret, 0)
 	s := openT(t, db, root, Options{})
 	var out bytes.Buffer
 	if err := WriteTar(&out, root, s, me()); err != nil {
@@ -162,12 +167,21 @@ func TestExportRoundTrip(t *testing.T) {
 			t.Errorf("export lacks %q:\n%s", want, got)
 		}
 	}
-	if !strings.Contains(got, `"data of bin/bbsuid"`) {
-		t.Errorf("unreadable file's data not exported:\n%s", got)
+	for _, f := range []string{"bin/bbsuid", "root/secret"} {
+		if !strings.Contains(got, `"data of `+f+`"`) {
+			t.Errorf("unreadable file %s not exported:\n%s", f, got)
+		}
 	}
 	if m := lstat(t, filepath.Join(root, "bin/bbsuid")).Mode & 0o7777; m != 0o111 {
 		t.Errorf("export left mode %o on an unreadable file", m)
 	}
+	if !strings.Contains(got, `"data of root/secret"`) {
+		t.Errorf("unreadable file's data not exported:\n%s", got)
+	}
+	if m := lstat(t, secret).Mode & 0o7777; m != 0 {
+		t.Errorf("export left mode %o on an unreadable file", m)
+	}
+	os.Remove(secret)
 
 	// Import the export again (non-root style) and export once more: the
 	// same metadata.
