@@ -1,6 +1,9 @@
 package ownership
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -91,6 +94,35 @@ func DiskMode(typ, mode uint32) uint32 {
 		return mode&0o777 | 0o600
 	}
 	return mode & 0o777
+}
+
+// ApplyFloor gives the real user owner access on disk (DiskMode) to every
+// recorded directory and regular file whose faked mode shuts the owner
+// out, such as a 0555 directory from an archive: the guest root must pass
+// where real root does, and the guest keeps seeing the recorded mode. The
+// tracer calls it when a run starts; files that changed since are left
+// alone.
+func (s *Store) ApplyFloor(h Host) error {
+	if s == nil {
+		return nil
+	}
+	for k, r := range s.Records() {
+		if r.Flags&HasMode == 0 || (r.Type != unix.S_IFDIR && r.Type != unix.S_IFREG) || r.Path == "" || filepath.IsAbs(r.Path) {
+			continue
+		}
+		st, err := lstatBeneath(s.root, r.Path)
+		if err != nil || (Key{st.Dev, st.Ino}) != k || st.Uid != h.UID {
+			continue
+		}
+		need := DiskMode(r.Type, 0) &^ st.Mode
+		if need == 0 {
+			continue
+		}
+		if err := chmodBeneath(s.root, r.Path, k, r.Type, st.Mode&0o777|need); err != nil {
+			return fmt.Errorf("ownership: %w", err)
+		}
+	}
+	return nil
 }
 
 // Chmod records chmod(2) to mode. st is the file's real stat after the

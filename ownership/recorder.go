@@ -175,7 +175,10 @@ func recordFromHeader(st Stat, rel string, hdr *tar.Header, h Host) (*Record, bo
 		rec.Flags |= HasOwner
 	}
 	rec.Mode = uint32(hdr.Mode) & 0o7777
-	if st.Type() != unix.S_IFLNK && rec.Mode != st.Mode&0o7777 {
+	// A mode that shuts the owner out (a 0555 /var/empty) is recorded
+	// even when the extraction applied it: ApplyFloor gives the owner
+	// access on disk when the tree is run, and the guest still sees it.
+	if st.Type() != unix.S_IFLNK && (rec.Mode != st.Mode&0o7777 || DiskMode(st.Type(), rec.Mode) != rec.Mode&0o777) {
 		rec.Flags |= HasMode
 	}
 	if v, ok := hdr.PAXRecords[paxCap]; ok {

@@ -237,3 +237,44 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Errorf("second export differs:\n%s\n---\n%s", got, got2)
 	}
 }
+
+// A directory the archive makes 0555 stays 0555 on disk after import
+// and for the guest, and gets owner write on disk when a run starts.
+func TestApplyFloor(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "rootfs")
+	os.MkdirAll(filepath.Join(root, "var/empty"), 0o755)
+	os.WriteFile(filepath.Join(root, "locked"), []byte("x"), 0o600)
+	db := filepath.Join(base, "ownership.db")
+	rec, _ := NewRecorder(root, db)
+	for _, h := range []tar.Header{
+		{Name: "var/empty", Typeflag: tar.TypeDir, Mode: 0o555},
+		{Name: "locked", Typeflag: tar.TypeReg, Mode: 0o044},
+	} {
+		os.Chmod(filepath.Join(root, h.Name), os.FileMode(h.Mode))
+		if err := rec.Record(h.Name, &h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(root, "var/empty"), 0o755) })
+	if m := lstat(t, filepath.Join(root, "var/empty")).Mode & 0o7777; m != 0o555 {
+		t.Fatalf("import left %o on disk", m)
+	}
+	s := openT(t, db, root, Options{})
+	defer s.Close()
+	if err := s.ApplyFloor(me()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][2]uint32{"var/empty": {0o755, 0o555}, "locked": {0o644, 0o044}} {
+		st := lstat(t, filepath.Join(root, name))
+		if st.Mode&0o7777 != want[0] {
+			t.Errorf("%s: disk mode %o, want %o", name, st.Mode&0o7777, want[0])
+		}
+		if v := s.View(st, me()); v.Mode&0o7777 != want[1] {
+			t.Errorf("%s: guest sees %o, want %o", name, v.Mode&0o7777, want[1])
+		}
+	}
+}

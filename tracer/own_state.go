@@ -107,6 +107,13 @@ func ownStart(spec *rootfs.RunSpec, opts Options) (func() error, error) {
 	ownRun.store = s
 	ownRun.root = root
 	ownRun.host = ownership.Host{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	if err := s.ApplyFloor(ownRun.host); err != nil {
+		s.Close()
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		return nil, fmt.Errorf("rootless: %w", err)
+	}
 	ownRun.pending = nil
 	ownRun.bounding = ownBounding()
 	return func() error {
