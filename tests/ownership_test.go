@@ -117,7 +117,7 @@ func (g *ownGuest) sh(t *testing.T, script string, opts ...string) string {
 // root is root.
 func TestOwnershipRootlessImportedView(t *testing.T) {
 	g := newOwnGuest(t, sharedRootfs(t, alpine312))
-	out := g.sh(t, "id; stat -c '%U:%G %a %n' /etc/shadow /root /var/empty /tmp /bin/busybox")
+	out := g.sh(t, "id; stat -c '%U:%G %a %n' /etc/shadow /root /var/empty /tmp /bin/busybox; touch /var/empty/x && echo wrote-var-empty")
 	mustContain(t, out,
 		"uid=0(root) gid=0(root)",
 		"root:shadow 640 /etc/shadow",
@@ -125,6 +125,7 @@ func TestOwnershipRootlessImportedView(t *testing.T) {
 		"root:root 555 /var/empty",
 		"root:root 1777 /tmp",
 		"root:root 755 /bin/busybox",
+		"wrote-var-empty",
 	)
 }
 
