@@ -101,6 +101,10 @@ func ownChown(c *Call, dirArg, pathArg, uidArg, flagsArg int, follow bool) {
 		c.Fail(err.(unix.Errno))
 		return
 	}
+	if ownReadOnly(host) {
+		c.Fail(unix.EROFS)
+		return
+	}
 	if err := ownRun.store.Chown(st, ownHint(host), uid, gid, cr, ownRun.host); err != nil {
 		c.Fail(unix.EIO)
 		return
@@ -133,6 +137,10 @@ func ownChmod(c *Call, dirArg, pathArg, modeArg, flagsArg int) {
 		c.Fail(err.(unix.Errno))
 		return
 	}
+	if ownReadOnly(host) {
+		c.Fail(unix.EROFS)
+		return
+	}
 	if st.UID == ownRun.host.UID {
 		disk := ownership.DiskMode(st.Mode, mode)
 		if disk != st.Mode&0o7777 {
@@ -148,6 +156,16 @@ func ownChmod(c *Call, dirArg, pathArg, modeArg, flagsArg int) {
 		return
 	}
 	c.Return(0)
+}
+
+// ownReadOnly reports whether host path p is on a read-only mount, where
+// the kernel refuses metadata changes with EROFS even to root.
+func ownReadOnly(p string) bool {
+	var fs unix.Statfs_t
+	if err := ownRetry(func() error { return unix.Statfs(p, &fs) }); err != nil {
+		return false
+	}
+	return fs.Flags&unix.ST_RDONLY != 0
 }
 
 func ownRetry(f func() error) error {
