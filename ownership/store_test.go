@@ -294,8 +294,8 @@ func TestStoreChild(t *testing.T) {
 		}
 		fmt.Printf("done %d\n", i)
 		if p[4] == "group" {
-			// Spread the calls over several group-commit windows.
-			time.Sleep(200 * time.Microsecond)
+			// Spread the calls over many group-commit windows.
+			time.Sleep(time.Millisecond)
 		}
 	}
 	if err := s.Close(); err != nil {
@@ -373,6 +373,13 @@ func TestStoreCrashSafety(t *testing.T) {
 					if done >= 300 {
 						break
 					}
+				}
+			}
+			if mode == "group" {
+				// Kill only once a group commit has landed, however slow
+				// the disk: otherwise the test proves nothing.
+				for deadline := time.Now().Add(10 * time.Second); countRecords(db) == 0 && time.Now().Before(deadline); {
+					time.Sleep(2 * time.Millisecond)
 				}
 			}
 			cmd.Process.Signal(syscall.SIGKILL)
@@ -695,4 +702,22 @@ func TestStoreFollowsReplacedFiles(t *testing.T) {
 	if n := len(s.Records()); n != 1 {
 		t.Fatalf("%d records", n)
 	}
+}
+
+// countRecords is the number of records committed to db (0 if it cannot
+// be read yet).
+func countRecords(db string) int {
+	bdb, err := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return 0
+	}
+	defer bdb.Close()
+	n := 0
+	bdb.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketFiles); b != nil {
+			n = b.Stats().KeyN
+		}
+		return nil
+	})
+	return n
 }
