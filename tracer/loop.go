@@ -112,6 +112,7 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 
 // stopped handles one ptrace stop of a known thread and resumes it.
 func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
+	placeStop(t)
 	sig := ws.StopSignal()
 	// The ptrace event is in bits 16-23 (WaitStatus.TrapCause reports it
 	// only for SIGTRAP stops, but PTRACE_EVENT_STOP comes with others).

@@ -67,6 +67,8 @@ type Thread struct {
 	// to carry a value from Entry to Exit of the same call.
 	Own     any
 	Scratch any
+
+	place placeThread // CPU placement (placement.go)
 }
 
 // restartState remembers the scratch writes of the last translated call of
