@@ -20,10 +20,10 @@ import (
 // host-only marker file with unique content. TestRootlessEscape* cover the
 // shell-level routes; this covers the syscall-level ones.
 
-// confineSource returns the C source of a program in testdata/confine.
-func confineSource(t *testing.T, name string) string {
+// testSource returns the C source of a test program in tests/testdata.
+func testSource(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "tests", "testdata", "confine", name))
+	b, err := os.ReadFile(filepath.Join(repoRoot, "tests", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func parseResults(t *testing.T, out string) map[string]string {
 
 func TestConfineRootless(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
-	g.put(t, "confine", musl(t, confineSource(t, "confine.c"), true), 0o755)
+	g.put(t, "confine", musl(t, testSource(t, "confine/confine.c"), true), 0o755)
 	marker, content := hostMarker(t, g)
 	// A listening socket outside the guest, open to everyone.
 	sockPath := filepath.Join(g.base, "host.sock")
@@ -221,11 +221,8 @@ func TestConfineRootless(t *testing.T) {
 			}
 		}
 		sort.Strings(gaps)
-		if len(gaps) > 0 && os.Getenv("NOOK_CONFINE_STRICT") != "1" {
-			t.Skipf("known gap (docs/security.md, host processes): %s", strings.Join(gaps, " "))
-		}
-		for _, gap := range gaps {
-			t.Errorf("guest reached a host process: %s", gap)
+		if len(gaps) > 0 {
+			knownGap(t, "rootless guest reaches host processes of its user (docs/security.md): %s", strings.Join(gaps, " "))
 		}
 	})
 }
@@ -244,11 +241,11 @@ var hostProcessRoutes = map[string]string{
 // of the root between the tracer's rewrite and the kernel's lookup. It
 // runs each combination for a bounded time and reports how many attempts
 // escaped (read the host-only marker, stat-ed it, or created a file beside
-// it). Escapes are a documented gap (docs/security.md), not a failure;
-// NOOK_CONFINE_STRICT=1 makes them fail the test.
+// it). Escapes are a documented gap (docs/security.md): the test is
+// skipped with the numbers, or fails with NOOK_STRICT=1.
 func TestConfineRootlessRace(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
-	g.put(t, "race", musl(t, confineSource(t, "race.c"), true, "-lpthread"), 0o755)
+	g.put(t, "race", musl(t, testSource(t, "confine/race.c"), true, "-lpthread"), 0o755)
 	marker, content := hostMarker(t, g)
 	r := g.run(t, "/race", marker, content, "2000")
 	if r.Code != 0 {
@@ -277,7 +274,7 @@ func TestConfineRootlessRace(t *testing.T) {
 		t.Logf("%s: %d attempts, %d escapes", k, attempts, escapes)
 	}
 	t.Logf("files created beside the guest root: %d", len(created))
-	if escaped && os.Getenv("NOOK_CONFINE_STRICT") == "1" {
-		t.Errorf("a path component swapped during the call led out of the guest")
+	if escaped {
+		knownGap(t, "a path component swapped for a symlink during the call led out of the guest (%d files created outside; see the log)", len(created))
 	}
 }
