@@ -1,6 +1,8 @@
 package rootfs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 //	$NOOK_HOME/rootfs/NAME/rootfs        the tree the guest sees as /
 //	$NOOK_HOME/rootfs/NAME/meta.json     Meta: source, format, size, date
 //	$NOOK_HOME/rootfs/NAME/ownership.db  the ownership store (rootless mode)
+//	$NOOK_HOME/dirs/HASH/ownership.db    the same for a directory rootfs
 //	$NOOK_HOME/tmp/                      staging dirs of live imports and
 //	                                     ephemeral copies, each flocked by
 //	                                     its owner; stale ones are removed
@@ -122,6 +125,35 @@ func (s *Store) RootfsDir(name string) string { return filepath.Join(s.Dir(name)
 
 // OwnershipDB is where rootless mode keeps NAME's ownership records.
 func (s *Store) OwnershipDB(name string) string { return filepath.Join(s.Dir(name), "ownership.db") }
+
+// DirOwnershipDB is where rootless mode keeps the ownership records of a
+// rootfs given as a directory rather than a store name. The database cannot
+// live inside the tree (the guest would see it) nor beside it (the parent
+// may be shared or read-only), so it lives in the store, under a name
+// derived from the directory's resolved path; a file "path" beside it says
+// which directory it belongs to. Moving the directory loses the records
+// (a later run starts afresh: every file then shows as root's).
+func (s *Store) DirOwnershipDB(dir string) (string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("ownership store of %s: %w", dir, err)
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return "", fmt.Errorf("ownership store of %s: %w", dir, err)
+	}
+	sum := sha256.Sum256([]byte(real))
+	d := filepath.Join(s.Home, "dirs", hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("ownership store of %s: %w", dir, err)
+	}
+	note := filepath.Join(d, "path")
+	if b, err := os.ReadFile(note); err != nil || string(b) != real+"\n" {
+		if err := os.WriteFile(note, []byte(real+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("ownership store of %s: %w", dir, err)
+		}
+	}
+	return filepath.Join(d, "ownership.db"), nil
+}
 
 func (s *Store) metaPath(name string) string { return filepath.Join(s.Dir(name), "meta.json") }
 

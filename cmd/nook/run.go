@@ -175,6 +175,12 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 	opts := tracer.Options{}
 	if name != "" {
 		opts.OwnershipDB = store.OwnershipDB(name)
+	} else {
+		db, err := store.DirOwnershipDB(dir)
+		if err != nil {
+			return rootfs.ExitToolFailure, err
+		}
+		opts.OwnershipDB = db
 	}
 	var held func()
 	defer func() {
