@@ -673,6 +673,18 @@ func (x *extractor) copyData(f *os.File, body io.Reader, size int64, sparse bool
 			x.noClone = true // this filesystem pair cannot reflink
 		}
 	}
+	if src, ok := body.(*os.File); ok && size > 0 {
+		var st unix.Stat_t
+		if unix.Fstat(int(src.Fd()), &st) == nil && st.Blocks*512 < size {
+			// A sparse source (an image's sparse file, or one a guest
+			// made): copy its data segments only, or an ephemeral copy
+			// would write every hole out in full.
+			if err := copyDataSegments(x.ctx, f, src, size); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			return nil
+		}
+	}
 	if x.ctx.Done() != nil {
 		body = ctxReader{x.ctx, body}
 	}
@@ -733,6 +745,40 @@ func copySparse(f *os.File, r io.Reader, size int64) (int64, error) {
 }
 
 var zeroChunk = make([]byte, sparseChunk)
+
+// copyDataSegments copies size bytes of src to the new file f, reading
+// only the data segments lseek(SEEK_DATA/SEEK_HOLE) reports and leaving
+// holes elsewhere; a file system without those answers the whole file as
+// data, which is then copied as is.
+func copyDataSegments(ctx context.Context, f, src *os.File, size int64) error {
+	fd := int(src.Fd())
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err == unix.ENXIO || (err == nil && data >= size) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return fmt.Errorf("seek data: %w", err)
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("seek hole: %w", err)
+		}
+		hole = min(hole, size)
+		n, err := io.Copy(io.NewOffsetWriter(f, data), io.NewSectionReader(src, data, hole-data))
+		if err != nil {
+			return err
+		}
+		if n != hole-data {
+			return fmt.Errorf("%s changed while being copied", src.Name())
+		}
+		off = hole
+	}
+	return retry(func() error { return unix.Ftruncate(int(f.Fd()), size) })
+}
 
 func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 
