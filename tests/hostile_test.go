@@ -561,3 +561,40 @@ func TestHostileTruncated(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileSparseFileEphemeral: a rootless ephemeral run copies a tree
+// holding an 8 GiB sparse file with its holes, so the copy fits a store of
+// 256 MiB; the guest reads the file as the archive says.
+func TestHostileSparseFileEphemeral(t *testing.T) {
+	u := unprivileged(t)
+	base := u.TempDir(t)
+	tree := filepath.Join(base, "tree")
+	os.Mkdir(tree, 0o755)
+	if r := runCmd(t, exec.Command("tar", "-xzf", sharedRootfs(t, alpine320), "-C", tree)); r.Code != 0 {
+		t.Fatal(r)
+	}
+	f, err := os.Create(filepath.Join(tree, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("head")
+	f.WriteAt([]byte("tail"), 8<<30-4)
+	f.Close()
+	src := filepath.Join(base, "sparse.tar.gz")
+	if r := runCmd(t, exec.Command("tar", "--sparse", "-czf", src, "-C", tree, ".")); r.Code != 0 {
+		t.Fatal(r)
+	}
+	os.Chown(src, u.UID, u.GID)
+	mnt := smallFS(t, base, 256<<20, u.UID, u.GID)
+	home := filepath.Join(mnt, "home")
+	if r := u.Nook(t, home, "import", "--name", "sp", src); r.Code != 0 {
+		t.Fatal(r)
+	}
+	r := u.Nook(t, home, "run", "--ephemeral", "sp", "--", "sh", "-c", "head -c 4 /sparse; tail -c 4 /sparse; stat -c ' %s' /sparse")
+	if r.Code != 0 || r.Stdout != "headtail 8589934592\n" {
+		t.Fatal(r)
+	}
+	if left := tmpEntries(t, home); len(left) != 0 {
+		t.Fatalf("ephemeral run left %v", left)
+	}
+}
