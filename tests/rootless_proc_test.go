@@ -414,3 +414,28 @@ func TestRootlessLoaderWithoutArgv0(t *testing.T) {
 		t.Errorf("loader without --argv0: %q", got)
 	}
 }
+
+// noDumpC makes itself non-dumpable, as ssh-agent does; an unprivileged
+// tracer cannot read such a process's memory, so the flag is emulated.
+const noDumpC = `#include <fcntl.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(void) {
+	if (prctl(PR_SET_DUMPABLE, 0)) { perror("prctl"); return 1; }
+	char buf[64] = "";
+	int fd = open("/etc/alpine-release", O_RDONLY);
+	if (fd < 0) { perror("open"); return 1; }
+	read(fd, buf, sizeof buf - 1);
+	printf("dumpable %d, read %s", prctl(PR_GET_DUMPABLE), buf);
+	return 0;
+}
+`
+
+func TestRootlessNotDumpable(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine312))
+	g.put(t, "nodump", musl(t, noDumpC, true), 0o755)
+	if got := g.sh(t, "/nodump"); got != "dumpable 0, read 3.12.12\n" {
+		t.Errorf("non-dumpable guest: %q", got)
+	}
+}

@@ -252,6 +252,7 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 	t.releaseRegion()
 	t.P.as = &addrSpace{}
 	t.noRegion = false
+	t.P.notDumpable = false
 	return t
 }
 

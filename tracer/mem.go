@@ -25,7 +25,11 @@ func readMem(tid int, addr uint64, buf []byte) error {
 		if err == unix.EINTR {
 			continue
 		}
-		if err == unix.ENOSYS {
+		if err == unix.ENOSYS || err == unix.EPERM || err == unix.EACCES {
+			// ENOSYS: a kernel without process_vm_readv. EPERM: the
+			// tracee made itself non-dumpable (PR_SET_DUMPABLE 0, as
+			// ssh-agent and gpg-agent do), which process_vm_readv
+			// checks but the tracer's own PTRACE_PEEKDATA does not.
 			return peekMem(tid, addr, buf)
 		}
 		if err != nil {
@@ -38,8 +42,7 @@ func readMem(tid int, addr uint64, buf []byte) error {
 	}
 }
 
-// peekMem is the PTRACE_PEEKDATA fallback for kernels built without
-// process_vm_readv.
+// peekMem is the PTRACE_PEEKDATA fallback of readMem.
 func peekMem(tid int, addr uint64, buf []byte) error {
 	n, err := unix.PtracePeekData(tid, uintptr(addr), buf)
 	if err != nil {
@@ -62,7 +65,7 @@ func writeMem(tid int, addr uint64, buf []byte) error {
 // writeMany performs all ws (slices of data) in one process_vm_writev.
 // process_vm_writev cannot write read-only pages, but the stack, where
 // all the tracer's writes go, is writable; PTRACE_POKEDATA is the fallback
-// for kernels without it.
+// for kernels without it and for non-dumpable tracees.
 func writeMany(tid int, data []byte, ws []write) error {
 	var localA [8]unix.Iovec
 	var remoteA [8]unix.RemoteIovec
@@ -86,7 +89,8 @@ func writeMany(tid int, data []byte, ws []write) error {
 		if err == unix.EINTR {
 			continue
 		}
-		if err == unix.ENOSYS {
+		if err == unix.ENOSYS || err == unix.EPERM || err == unix.EACCES {
+			// As in readMem.
 			for _, w := range ws {
 				if err := pokeMem(tid, w.addr, data[w.off:w.off+w.n]); err != nil {
 					return err

@@ -30,6 +30,9 @@ type Process struct {
 
 	// as is the address space, shared with threads and vfork children.
 	as *addrSpace
+	// notDumpable is what the guest set with PR_SET_DUMPABLE (see
+	// dumpable.go); the process really stays dumpable.
+	notDumpable bool
 
 	// Own is free for other files of the package (fake ownership state).
 	Own any
@@ -158,7 +161,8 @@ func newProcess(tgid int) *Process {
 
 // forkProcess returns the state of a new process forked from parent.
 func forkProcess(parent *Process, tgid int) *Process {
-	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdHost: parent.cwdHost, cwdGen: parent.cwdGen}
+	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdHost: parent.cwdHost, cwdGen: parent.cwdGen,
+		notDumpable: parent.notDumpable}
 	p.Creds.Groups = append([]int(nil), parent.Creds.Groups...)
 	// A fork child has a copy of the parent's memory: the regions free
 	// in the parent exist, unused, in the child too.
