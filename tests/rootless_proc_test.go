@@ -14,7 +14,8 @@ import (
 // restartC opens a FIFO that has no writer yet, so open blocks; a signal
 // with an SA_RESTART handler interrupts it, and the handler scribbles over
 // the stack below the stack pointer, where the tracer put the translated
-// path. The kernel then restarts the open with the same registers.
+// path, and makes a translated call of its own. The kernel then restarts
+// the open with the same registers.
 const restartC = `#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +27,11 @@ static volatile int hits;
 static void handler(int s) {
 	volatile char junk[16384];
 	memset((char *)junk, 'X', sizeof junk);
-	hits += junk[100] == 'X';
+	/* A translated call of the handler's own, between the interrupted
+	   call and its restart. */
+	int fd = open("/etc/passwd", O_RDONLY);
+	if (fd >= 0) close(fd);
+	hits += junk[100] == 'X' && fd >= 0;
 }
 int main(void) {
 	unlink("/tmp/fifo");

@@ -85,6 +85,9 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 			return 0, fmt.Errorf("wait4: %w", err)
 		}
 		if ws.Exited() || ws.Signaled() {
+			if t := tr.threads[tid]; t != nil {
+				t.forgetCalls()
+			}
 			delete(tr.threads, tid)
 			delete(tr.unannounced, tid)
 			if tid == tr.initial && !initialDone {
@@ -246,10 +249,9 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 	t.P.Exe = t.pendingExe
 	t.pendingExe = ""
 	t.exitNr = -1
-	t.last.valid = false
 	// The old address space lives on only if it was shared (a vfork
-	// parent's): the region the execve used goes back to it.
-	t.releaseRegion()
+	// parent's): the regions the thread held go back to it.
+	t.forgetCalls()
 	t.P.as = &addrSpace{}
 	t.noRegion = false
 	t.P.notDumpable = false
@@ -291,8 +293,6 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		}
 		return false
 	}
-	t.releaseRegion()
-	t.last.valid = false
 	t.invalidate = t.invalidate[:0]
 	for _, h := range table[nr] {
 		if h.Entry != nil {
@@ -310,7 +310,6 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		}
 		return tr.startInjection(t, c.inject)
 	}
-	t.held = c.region
 	if err := c.flush(); err != nil {
 		c.writes = c.writes[:0]
 		c.Fail(errnoOf(err))
@@ -322,6 +321,8 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 	}
 	if !c.done && len(c.writes) > 0 {
 		tr.remember(c)
+	} else if c.region.size > 0 {
+		t.P.as.free = append(t.P.as.free, c.region)
 	}
 	if !c.done && hasExit(c.Nr) {
 		t.exitNr = c.Nr
@@ -365,31 +366,58 @@ func (tr *tracer) syscallExit(t *Thread) {
 }
 
 // remember keeps what c wrote so that a restart of the call can redo it.
+// A thread keeps its last few translated calls: a call interrupted by a
+// signal restarts after the handler, which may make translated calls of
+// its own. The oldest record's scratch region goes back to the address
+// space; until then no other call can use it.
 func (tr *tracer) remember(c *Call) {
-	l := &c.T.last
+	t := c.T
+	l := &t.last[t.lastNext]
+	t.lastNext = (t.lastNext + 1) % len(t.last)
+	if l.region.size > 0 {
+		t.P.as.free = append(t.P.as.free, l.region)
+	}
 	l.valid = true
 	l.nr = c.Regs.Orig_rax
 	l.sp = c.Regs.Rsp
 	l.args = [6]uint64{c.Regs.Rdi, c.Regs.Rsi, c.Regs.Rdx, c.Regs.R10, c.Regs.R8, c.Regs.R9}
 	l.data = append(l.data[:0], c.data...)
 	l.addrs = append(l.addrs[:0], c.writes...)
+	l.region = c.region
 }
 
-// restarted detects the re-execution of the thread's last translated call
-// after a signal interrupted it (-ERESTARTSYS with SA_RESTART, or a restart
-// after a stop): the kernel re-enters the call with the registers the tracer
-// set, so its path arguments already point at the scratch area, which a
-// signal handler may have overwritten since. Same number, same stack
-// pointer and the same argument registers (among them a scratch address no
-// program could have passed itself, being below its stack pointer) mean a
-// restart: the scratch data is written again and the call goes on without
-// a second translation.
-func (tr *tracer) restarted(c *Call) bool {
-	l := &c.T.last
-	if !l.valid || l.nr != c.Regs.Orig_rax || l.sp != c.Regs.Rsp {
-		return false
+// forgetCalls drops the thread's restart records (at execve and exit),
+// giving their regions back to the address space.
+func (t *Thread) forgetCalls() {
+	for i := range t.last {
+		l := &t.last[i]
+		if l.region.size > 0 {
+			t.P.as.free = append(t.P.as.free, l.region)
+		}
+		l.valid, l.region = false, region{}
 	}
-	if l.args != [6]uint64{c.Regs.Rdi, c.Regs.Rsi, c.Regs.Rdx, c.Regs.R10, c.Regs.R8, c.Regs.R9} {
+}
+
+// restarted detects the re-execution of one of the thread's recent
+// translated calls after a signal interrupted it (-ERESTARTSYS with
+// SA_RESTART, or a restart after a stop): the kernel re-enters the call
+// with the registers the tracer set, so its path arguments already point at
+// the scratch area, which a signal handler may have overwritten since. Same
+// number, same stack pointer and the same argument registers (among them a
+// scratch address no program could have passed itself, being below its
+// stack pointer or in the tracer's region) mean a restart: the scratch data
+// is written again and the call goes on without a second translation.
+func (tr *tracer) restarted(c *Call) bool {
+	args := [6]uint64{c.Regs.Rdi, c.Regs.Rsi, c.Regs.Rdx, c.Regs.R10, c.Regs.R8, c.Regs.R9}
+	var l *restartState
+	for i := range c.T.last {
+		r := &c.T.last[i]
+		if r.valid && r.nr == c.Regs.Orig_rax && r.sp == c.Regs.Rsp && r.args == args {
+			l = r
+			break
+		}
+	}
+	if l == nil {
 		return false
 	}
 	if err := writeMany(c.T.Tid, l.data, l.addrs); err != nil {

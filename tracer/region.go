@@ -13,7 +13,8 @@ import (
 // the original registers are restored with the instruction pointer back
 // on the syscall instruction, so that the call enters again and finds the
 // region. Regions belong to an address space: threads and vfork children
-// share them (each region is used by one call at a time), fork children
+// share them (each region is used by one call at a time, and stays with
+// its thread while the call may still be restarted), fork children
 // inherit copies, execve drops them.
 
 // stackBudget is how much scratch data may go below the red zone.
@@ -120,13 +121,4 @@ func (tr *tracer) finishInjection(t *Thread) {
 	r.Rip -= 2 // back on the syscall instruction
 	r.Rax = r.Orig_rax
 	setRegs(t.Tid, &r)
-}
-
-// releaseRegion gives the region a thread's last call used back to its
-// address space.
-func (t *Thread) releaseRegion() {
-	if t.held.size > 0 {
-		t.P.as.free = append(t.P.as.free, t.held)
-		t.held = region{}
-	}
 }

@@ -48,14 +48,13 @@ type Thread struct {
 	pendingExe string
 	// exitNr is the syscall whose exit stop is expected, -1 for none.
 	exitNr int
-	// last is what the last translated call wrote, to redo after a
-	// restart (see Call.restarted).
-	last restartState
+	// last is what the last translated calls wrote, to redo after a
+	// restart (see tracer.restarted); lastNext is the record to reuse.
+	last     [4]restartState
+	lastNext int
 
-	// held is the scratch region the thread's last call used;
-	// injecting is the mmap of a region in progress; noRegion is set
-	// when mapping one failed.
-	held      region
+	// injecting is the mmap of a scratch region in progress; noRegion is
+	// set when mapping one failed.
 	injecting *injection
 	noRegion  bool
 
@@ -85,6 +84,9 @@ type restartState struct {
 	args  [6]uint64
 	data  []byte // the written bytes, concatenated
 	addrs []write
+	// region is the scratch region the call used, held until the
+	// record is reused.
+	region region
 }
 
 // ProcessHook lets other files of the package attach state to processes:
