@@ -218,17 +218,29 @@ func (x *extractor) close() {
 // no legitimate rootfs or layer archive has them.
 func cleanName(name string) (string, error) {
 	if name == "" || strings.IndexByte(name, 0) >= 0 {
-		return "", fmt.Errorf("%w: empty or NUL in name %q", ErrUnsafeEntry, name)
+		return "", fmt.Errorf("%w: empty or NUL in name %q", ErrUnsafeEntry, shortName(name))
 	}
 	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("%w: absolute name %q", ErrUnsafeEntry, name)
+		return "", fmt.Errorf("%w: absolute name %q", ErrUnsafeEntry, shortName(name))
 	}
 	for _, c := range strings.Split(name, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("%w: name %q contains \"..\"", ErrUnsafeEntry, name)
+			return "", fmt.Errorf("%w: name %q contains \"..\"", ErrUnsafeEntry, shortName(name))
 		}
 	}
 	return path.Clean(name), nil
+}
+
+// shortName shortens an entry name for an error message: names can be tens
+// of kilobytes long (deep nesting), and the start and the end say which
+// entry it is. Messages quote names with %q, so control characters and
+// invalid UTF-8 in hostile names reach the terminal escaped.
+func shortName(name string) string {
+	const keep = 100
+	if len(name) <= 2*keep+16 {
+		return name
+	}
+	return fmt.Sprintf("%s...(%d bytes)...%s", name[:keep], len(name)-2*keep, name[len(name)-keep:])
 }
 
 // entry creates one archive entry.
@@ -245,7 +257,7 @@ func (x *extractor) entry(hdr *tar.Header, body io.Reader) error {
 		return err
 	}
 	if err := x.create(rel, hdr, body); err != nil {
-		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		return fmt.Errorf("entry %q: %w", shortName(hdr.Name), err)
 	}
 	return nil
 }
