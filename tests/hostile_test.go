@@ -440,6 +440,22 @@ func TestHostileDeepNesting(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.home, "rootfs")); len(ents) != 0 {
 		t.Fatalf("rm left %v", ents)
 	}
+
+	// A failing entry deep down is named briefly: the error stays one
+	// readable line, not a 3,000-byte path.
+	p = filepath.Join(e.src, "deep-bad.tar.gz")
+	bigEntryTar(t, p, 2, func(i int) *tar.Header {
+		name := strings.Repeat(comp+"/", 300) + "up"
+		if i == 0 {
+			return &tar.Header{Name: name[:len(name)-2] + "f", Typeflag: tar.TypeReg, Mode: 0o644}
+		}
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: strings.Repeat("../", 1500)}
+	})
+	r := e.importFile(t, p, "deepbad")
+	e.refused(t, r, "deepbad", "file name too long")
+	if len(r.Stderr) > 400 {
+		t.Errorf("error of %d bytes:\n%s", len(r.Stderr), r.Stderr)
+	}
 }
 
 // TestHostileNames: names with newlines, control characters, invalid
