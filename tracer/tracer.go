@@ -162,11 +162,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 	defer errR.Close()
 	defer errW.Close()
 
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"nook", "__tracee"}, &syscall.ProcAttr{
-		Dir:   "/",
-		Env:   []string{},
-		Files: []uintptr{0, 1, 2, startR.Fd(), errW.Fd()},
-	})
+	pid, err := spawnTracee(traceeSpec{Argv: spec.Argv, Env: spec.Env, Workdir: spec.Workdir, Login: spec.Login}, startR, startW, errR, errW)
 	if err != nil {
 		return rootfs.ExitToolFailure, fmt.Errorf("rootless: starting the tracee: %w", err)
 	}
