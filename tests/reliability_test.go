@@ -195,16 +195,27 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// uniqueSleep returns a sleep duration no other test uses, so its
-// processes can be found by command line.
+// uniqueSleep returns a sleep duration (five minutes and a fraction) no
+// other test uses, so its processes can be found by their arguments and
+// die by themselves should a test leave them behind.
 func uniqueSleep(i int) string {
-	return strconv.Itoa(700000 + os.Getpid()%10000*10 + i)
+	return fmt.Sprintf("300.%04d%03d", os.Getpid()%10000, i)
 }
 
 // waitStatus returns the exit code of a finished nook (128+N for a death
-// by signal N).
+// by signal N), or -1 if it is still running after 30 seconds (then it is
+// killed).
 func waitStatus(cmd *exec.Cmd) int {
-	err := cmd.Wait()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		return -1
+	}
 	if err == nil {
 		return 0
 	}
