@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -242,11 +243,28 @@ func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Res
 		}
 		if fd == unix.AT_FDCWD {
 			cwd, err := tr.cwdOf(c.T)
+			if err == errCwdRemoved {
+				if !hasDotDot(p) {
+					// The kernel still resolves below a removed
+					// working directory (it is empty: "." is all
+					// there is), through the thread's own cwd
+					// link. Without "..", nothing leads out.
+					return pathmap.Result{Host: "/proc/" + strconv.Itoa(c.T.Tid) + "/cwd/" + p}, 0
+				}
+				// ".." leads to where the directory was: resolve
+				// from its former guest path.
+				if g, ok := tr.removedCwd(c.T); ok {
+					cwd, err = g, nil
+				}
+			}
 			if err != nil {
 				return pathmap.Result{}, errnoOf(err)
 			}
 			req.Cwd = cwd
 			tr.base = c.T.P.cwdHost
+			if cwd != c.T.P.cwd {
+				tr.base = ""
+			}
 		} else {
 			d, host, errno := tr.fdGuest(c.T.Tid, int(fd))
 			if errno != 0 {
@@ -345,8 +363,7 @@ func (tr *tracer) cwdOf(t *Thread) (string, error) {
 		return "", err
 	}
 	if strings.HasSuffix(host, " (deleted)") {
-		// getcwd's answer for a removed working directory.
-		return "", unix.ENOENT
+		return "", errCwdRemoved
 	}
 	g, err := tr.m.ToGuest(host)
 	if err != nil {
@@ -354,6 +371,36 @@ func (tr *tracer) cwdOf(t *Thread) (string, error) {
 	}
 	p.cwd, p.cwdHost, p.cwdGen = g, host, tr.gen
 	return g, nil
+}
+
+// removedCwd returns the guest path a removed working directory of t had.
+func (tr *tracer) removedCwd(t *Thread) (string, bool) {
+	host, err := readlinkProc(t.Tid, "cwd")
+	if err != nil {
+		return "", false
+	}
+	host, ok := strings.CutSuffix(host, " (deleted)")
+	if !ok {
+		return "", false
+	}
+	g, err := tr.m.ToGuest(host)
+	return g, err == nil
+}
+
+// errCwdRemoved is cwdOf's error for a working directory that was removed:
+// ENOENT, getcwd's answer then.
+var errCwdRemoved = fmt.Errorf("working directory removed: %w", unix.ENOENT)
+
+// hasDotDot reports whether path p has a ".." component.
+func hasDotDot(p string) bool {
+	for p != "" {
+		var comp string
+		comp, p, _ = strings.Cut(p, "/")
+		if comp == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // guestOfLink reads the magic link /proc/PID/NAME and maps it to the guest.
