@@ -32,6 +32,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
+		// The unprivileged test users run the binary too: MkdirTemp's
+		// 0700 would shut them out.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 		nookBin = filepath.Join(dir, "nook")
 		build := exec.Command("go", "build", "-tags", "osusergo,netgo", "-o", nookBin, "./cmd/nook")
 		build.Dir = repoRoot
@@ -44,8 +50,6 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	// The binary must be readable and executable by the unprivileged test
-	// users too.
 	os.Exit(m.Run())
 }
 
