@@ -28,6 +28,7 @@ import (
 // aim at.
 type hostileEnv struct {
 	home, src, outside string
+	u                  *unprivUser // nil: nook runs as root
 }
 
 func newHostileEnv(t *testing.T) *hostileEnv {
@@ -45,6 +46,24 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 	return &hostileEnv{home: t.TempDir(), src: t.TempDir(), outside: outside}
 }
 
+// newUnprivHostileEnv is newHostileEnv for imports by the unprivileged
+// user, who owns the outside directory too: only the extractor, not
+// permissions, keeps entries out of it.
+func newUnprivHostileEnv(t *testing.T) *hostileEnv {
+	t.Helper()
+	u := unprivileged(t)
+	e := newHostileEnv(t)
+	base := u.TempDir(t)
+	e.u, e.home, e.src = u, filepath.Join(base, "home"), filepath.Join(base, "src")
+	os.Mkdir(e.src, 0o755)
+	for _, p := range []string{e.src, e.outside, filepath.Join(e.outside, "secret"), filepath.Join(e.outside, "dir")} {
+		if err := os.Chown(p, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
 // importFile imports the archive p as name with extra environment and
 // checks that the outside directory and the host's /etc/passwd are
 // untouched; it returns nook's result.
@@ -54,6 +73,11 @@ func (e *hostileEnv) importFile(t *testing.T, p, name string, env ...string) res
 	var passwd syscall.Stat_t
 	syscall.Stat("/etc/passwd", &passwd)
 	cmd := nookCmd(e.home, "import", p, "--name", name)
+	if e.u != nil {
+		os.Chown(p, e.u.UID, e.u.GID)
+		cmd = e.u.Command(nookBin, "import", p, "--name", name)
+		cmd.Env = append(cmd.Env, "NOOK_HOME="+e.home)
+	}
 	cmd.Env = append(cmd.Env, env...)
 	r := runCmd(t, cmd)
 	if after := treeState(t, e.outside); after != before {
@@ -87,12 +111,22 @@ func (e *hostileEnv) tree(name string) string {
 }
 
 func TestHostileSymlinkChains(t *testing.T) {
-	e := newHostileEnv(t)
+	t.Run("root", func(t *testing.T) { testHostileSymlinkChains(t, newHostileEnv(t)) })
+	t.Run("unprivileged", func(t *testing.T) { testHostileSymlinkChains(t, newUnprivHostileEnv(t)) })
+}
+
+func testHostileSymlinkChains(t *testing.T, e *hostileEnv) {
 	up := strings.Repeat("../", 30)
 	for _, tc := range []struct {
 		name string
 		ents []tentry
 	}{
+		{"dotdot name", []tentry{
+			{Name: "etc/", Type: tar.TypeDir},
+			{Name: up + e.outside[1:] + "/new", Body: "pwned"}}},
+		{"absolute name", []tentry{{Name: e.outside + "/secret", Body: "pwned"}}},
+		{"hard link to an outside file", []tentry{{Name: "h", Type: tar.TypeLink, Link: e.outside + "/secret"}}},
+		{"hard link up", []tentry{{Name: "h", Type: tar.TypeLink, Link: up + e.outside[1:] + "/secret"}}},
 		{"absolute chain", []tentry{
 			{Name: "c", Type: tar.TypeSymlink, Link: e.outside},
 			{Name: "b", Type: tar.TypeSymlink, Link: "/c"},
