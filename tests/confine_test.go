@@ -181,6 +181,17 @@ func TestConfineRootless(t *testing.T) {
 		"creat-host-dir":             "ENOENT",
 		"symlink-into-host-dir":      "ENOENT",
 		"bind-host-path":             "ENOENT",
+		"stat-host-path":             "ENOENT",
+		"lstat-dotdot":               "ENOENT",
+		"fstatat-rootfd-dotdot":      "ENOENT",
+		"statx-host-path":            "ENOENT",
+		"access-host-path":           "ENOENT",
+		"faccessat2-host-path":       "ENOENT",
+		"utimensat-host-path":        "ENOENT",
+		"getxattr-host-path":         "ENOENT",
+		"inotify-host-path":          "ENOENT",
+		"readlink-host-path":         "ENOENT",
+		"mknod-fifo-host-dir":        "ENOENT",
 	}
 	for k, v := range want {
 		if got[k] != v {

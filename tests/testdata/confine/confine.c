@@ -168,6 +168,8 @@ int main(int argc, char **argv) {
 	/* openat2 with and without RESOLVE_* flags, from AT_FDCWD and from a
 	 * descriptor of /. */
 	int root = open("/", O_RDONLY | O_DIRECTORY);
+	pid_t c;
+	int st;
 	struct { const char *name; uint64_t r; } res[] = {
 		{"none", 0}, {"no-symlinks", RESOLVE_NO_SYMLINKS}, {"no-magiclinks", RESOLVE_NO_MAGICLINKS},
 		{"no-xdev", RESOLVE_NO_XDEV}, {"in-root", RESOLVE_IN_ROOT}, {"beneath", RESOLVE_BENEATH},
@@ -213,6 +215,32 @@ int main(int argc, char **argv) {
 	printf("getcwd-after-dotdot: %s\n", getcwd(cwd, sizeof cwd) && strcmp(cwd, "/") == 0 ? "ok" : "WRONG");
 	chdir("/");
 
+	/* A guest's own descriptor links, then "..": they lead to guest
+	 * paths only. */
+	snprintf(p, sizeof p, "/proc/self/fd/%d/../../../%s", root, hostrel);
+	report("proc-self-fd-dotdot", open(p, O_RDONLY));
+	snprintf(p, sizeof p, "/proc/self/fd/%d", root);
+	chdir(p);
+	report("chdir-proc-fd-dotdot", open(cat(up, hostrel), O_RDONLY));
+	chdir("/");
+
+	/* Every other kind of path argument, given the host path. */
+	struct stat sb;
+	result("stat-host-path", stat(marker, &sb));
+	result("lstat-dotdot", lstat(cat("/../../..", marker), &sb));
+	result("fstatat-rootfd-dotdot", fstatat(root, cat(up, hostrel), &sb, 0));
+	char sx[256];
+	result("statx-host-path", syscall(SYS_statx, AT_FDCWD, marker, 0, 0x7ff, sx));
+	result("access-host-path", access(marker, R_OK));
+	result("faccessat2-host-path", syscall(SYS_faccessat2, AT_FDCWD, marker, R_OK, 0));
+	result("utimensat-host-path", utimensat(AT_FDCWD, marker, 0, 0));
+	char xv[64];
+	result("getxattr-host-path", syscall(SYS_getxattr, marker, "user.x", xv, sizeof xv));
+	int in = syscall(SYS_inotify_init1, 0);
+	result("inotify-host-path", syscall(SYS_inotify_add_watch, in, marker, 0x2 /* IN_MODIFY */));
+	char rl[256];
+	result("readlink-host-path", readlink(marker, rl, sizeof rl));
+	result("mknod-fifo-host-dir", mknod(cat(marker, ".fifo"), S_IFIFO | 0644, 0));
 	/* Calls denied outright. */
 	result("io_uring_setup", syscall(SYS_io_uring_setup, 4, calloc(1, 120)));
 	char fh[136] = {0};
@@ -227,7 +255,7 @@ int main(int argc, char **argv) {
 	result("umount2", umount2("/proc", MNT_DETACH));
 	result("pivot_root", syscall(SYS_pivot_root, "/tmp", "/tmp/cf"));
 	result("open_tree", syscall(428 /* open_tree */, AT_FDCWD, marker, 1 /* OPEN_TREE_CLONE */));
-	pid_t c = fork();
+	c = fork();
 	if (c == 0) {
 		/* A new user namespace gives CAP_SYS_ADMIN over a new mount
 		 * namespace; mount and chroot must stay refused. */
@@ -238,7 +266,6 @@ int main(int argc, char **argv) {
 		printf("userns-chroot: %s\n", r < 0 ? ename(errno) : "ok");
 		_exit(0);
 	}
-	int st;
 	waitpid(c, &st, 0);
 
 	/* i386 system calls through int $0x80 must fail, not bypass
