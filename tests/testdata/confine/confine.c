@@ -335,6 +335,24 @@ int main(int argc, char **argv) {
 	else
 		report("fd-passing-abstract", recvfd(s));
 	close(s);
+	/* The same server's second name hands out the marker's directory:
+	 * names relative to a descriptor the guest cannot see are refused. */
+	a.sun_path[1 + strlen(abstract)] = 'D';
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 2 + strlen(abstract)) < 0)
+		printf("fd-passing-abstract-dir: %s\n", ename(errno));
+	else {
+		int dfd = recvfd(s);
+		report("fd-passing-abstract-dir", openat(dfd, strrchr(marker, '/') + 1, O_RDONLY));
+		snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, strrchr(marker, '/') + 1);
+		report("fd-passing-abstract-dir-proc", open(p, O_RDONLY));
+		if (fchdir(dfd) == 0) {
+			report("fd-passing-abstract-dir-fchdir", open(strrchr(marker, '/') + 1, O_RDONLY));
+			chdir("/");
+		} else
+			printf("fd-passing-abstract-dir-fchdir: %s\n", ename(errno));
+	}
+	close(s);
 
 	/* rename, link, symlink across the root. */
 	int f = open("/tmp/cf/file", O_WRONLY | O_CREAT, 0644);
