@@ -335,6 +335,9 @@ int main(int argc, char **argv) {
 	else
 		report("fd-passing-abstract", recvfd(s));
 	close(s);
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", marker);
+	*strrchr(dir, '/') = 0;
 	/* The same server's second name hands out the marker's directory:
 	 * names relative to a descriptor the guest cannot see are refused. */
 	a.sun_path[1 + strlen(abstract)] = 'D';
@@ -348,6 +351,8 @@ int main(int argc, char **argv) {
 		report("fd-passing-abstract-dir-proc", open(p, O_RDONLY));
 		if (fchdir(dfd) == 0) {
 			report("fd-passing-abstract-dir-fchdir", open(strrchr(marker, '/') + 1, O_RDONLY));
+			report("fd-passing-abstract-dir-cwd", open(cat("/proc/self/cwd/", strrchr(marker, '/') + 1), O_RDONLY));
+			printf("fd-passing-abstract-dir-getcwd: %s\n", getcwd(cwd, sizeof cwd) ? (strcmp(cwd, dir) == 0 ? "HOSTPATH" : cwd) : ename(errno));
 			chdir("/");
 		} else
 			printf("fd-passing-abstract-dir-fchdir: %s\n", ename(errno));
@@ -358,9 +363,6 @@ int main(int argc, char **argv) {
 	int f = open("/tmp/cf/file", O_WRONLY | O_CREAT, 0644);
 	write(f, "guest", 5);
 	close(f);
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s", marker);
-	*strrchr(dir, '/') = 0;
 	result("rename-to-host-dir", rename("/tmp/cf/file", cat(dir, "/RENAMED")));
 	result("rename-dotdot", rename("/tmp/cf/file", cat(cat("/../../..", dir), "/RENAMED")));
 	result("rename-symlink-up", rename("/tmp/cf/file", cat(cat("/tmp/cf/rel", dir), "/RENAMED")));
