@@ -196,6 +196,21 @@ int main(int argc, char **argv) {
 	char p[8192];
 	snprintf(p, sizeof p, "/proc/%d/root%s", getppid(), marker);
 	report("proc-nook-root", open(p, O_RDONLY));
+	/* nook's own descriptors (the store's lock directory, Go runtime
+	 * files) are host files outside the guest: none may be opened through
+	 * nook's fd links (no AF_UNIX alias is in use in this run). */
+	int opened = 0;
+	char which[256] = "";
+	for (int n = 3; n < 64; n++) {
+		snprintf(p, sizeof p, "/proc/%d/fd/%d", getppid(), n);
+		int fd = open(p, O_RDONLY);
+		if (fd >= 0) {
+			opened++;
+			snprintf(which + strlen(which), sizeof which - strlen(which), " %d", n);
+			close(fd);
+		}
+	}
+	printf("proc-nook-fds: %s%s\n", opened ? "OPENED" : "none", which);
 	snprintf(p, sizeof p, "/proc/%d/root%s", sleeper, marker);
 	report("proc-host-root", open(p, O_RDONLY));
 	snprintf(p, sizeof p, "/proc/%d/cwd/%s", sleeper, strrchr(marker, '/') + 1);
