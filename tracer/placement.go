@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +27,11 @@ import (
 //     waiting for the CPU behind others) gets its original mask back, so
 //     the scheduler can spread computing threads over every CPU.
 //
+// On a shared machine the tracer's CPU may be busy with other work: every
+// 50 ms the tracer reads how long it waited for its CPU
+// (/proc/thread-self/schedstat); past a quarter of the time it moves to the
+// next CPU, and the pinned guest threads follow at their next stop.
+//
 // Threads inherit the mask of the thread that creates them, so a shell's
 // short-lived children start on the tracer's CPU. The guest does not see
 // any of this: sched_getaffinity reports the mask nook started with, and a
@@ -38,9 +45,12 @@ import (
 // few tens of microseconds; a compiler or a compression runs for
 // milliseconds between stops.
 const (
-	pinWithin  = 200 * time.Microsecond // a run this short counts as a burst
+	pinWithin  = time.Millisecond        // a run this short counts as a burst
 	pinAfter   = 2                      // consecutive short runs before pinning
 	unpinAfter = 2 * time.Millisecond   // a run this long unpins
+
+	crowdCheck = 50 * time.Millisecond // how often the tracer looks at its wait
+	crowdWait  = 4                     // move when waiting > 1/crowdWait of the time
 )
 
 type placementPolicy uint8
@@ -60,12 +70,17 @@ var placer struct {
 	one    unix.CPUSet // just the tracer's CPU
 	guest  unix.CPUSet // nook's mask at the start: what the guest sees
 	start  time.Time
+	gen    uint32 // incremented when the tracer moves to another CPU
+
+	checked time.Duration // when the tracer last looked at its wait
+	waited  uint64        // its run-queue wait then, in ns
 }
 
 // placeThread is the placement state of one guest thread.
 type placeThread struct {
-	known  bool  // pinned reflects the thread's real mask
-	pinned bool  // its mask is placer.one, set by us
+	known  bool // pinned reflects the thread's real mask
+	pinned bool // its mask is placer.one (of generation gen), set by us
+	gen    uint32
 	own    bool  // the guest set this thread's mask: never moved
 	quick  uint8 // consecutive short runs
 	last   time.Duration
@@ -131,17 +146,24 @@ func placeStop(t *Thread) {
 	now := time.Since(placer.start)
 	ran := now - s.last
 	s.last = now
+	if now-placer.checked > crowdCheck {
+		checkCrowded(now)
+	}
 	if !s.known {
-		// A new thread has its creator's mask.
+		// A new thread has its creator's mask: one CPU if we pinned
+		// its creator.
 		var m unix.CPUSet
 		if unix.SchedGetaffinity(t.Tid, &m) != nil {
 			return
 		}
 		s.known = true
-		switch m {
-		case placer.one:
-			s.pinned = true
-		case placer.guest:
+		switch {
+		case m == placer.guest:
+		case m == placer.one:
+			s.pinned, s.gen = true, placer.gen
+		case m.Count() == 1:
+			// Pinned before the tracer moved: re-pinned below.
+			s.pinned, s.gen = true, placer.gen-1
 		default:
 			s.own = true
 		}
@@ -150,6 +172,13 @@ func placeStop(t *Thread) {
 		return
 	}
 	if s.pinned {
+		if ran <= unpinAfter && s.gen != placer.gen {
+			// The tracer moved: follow it.
+			if setAffinity(t.Tid, &placer.one) == nil {
+				s.gen = placer.gen
+			}
+			return
+		}
 		if ran > unpinAfter {
 			if setAffinity(t.Tid, &placer.guest) == nil {
 				s.pinned = false
@@ -164,9 +193,65 @@ func placeStop(t *Thread) {
 	}
 	if s.quick++; s.quick >= pinAfter {
 		if setAffinity(t.Tid, &placer.one) == nil {
-			s.pinned = true
+			s.pinned, s.gen = true, placer.gen
 		}
 	}
+}
+
+// checkCrowded moves the tracer to the next CPU of the guest's mask when it
+// waited for its own CPU more than 1/crowdWait of the time since the last
+// check: another process keeps that CPU busy.
+func checkCrowded(now time.Duration) {
+	waited, err := runQueueWait()
+	if err != nil {
+		return
+	}
+	elapsed := now - placer.checked
+	busy := placer.checked > 0 && waited-placer.waited > uint64(elapsed)/crowdWait
+	placer.checked, placer.waited = now, waited
+	if !busy {
+		return
+	}
+	next := placer.cpu
+	for i := 0; i < len(placer.guest)*64; i++ {
+		next = (next + 1) % (len(placer.guest) * 64)
+		if placer.guest.IsSet(next) {
+			break
+		}
+	}
+	if next == placer.cpu {
+		return
+	}
+	var one unix.CPUSet
+	one.Set(next)
+	if setAffinity(0, &one) != nil {
+		return
+	}
+	placer.cpu, placer.one = next, one
+	placer.gen++
+}
+
+// runQueueWait returns how long the calling thread has waited, runnable,
+// for a CPU (the second field of /proc/thread-self/schedstat, in ns).
+func runQueueWait() (uint64, error) {
+	var buf [96]byte
+	fd, err := unix.Open("/proc/thread-self/schedstat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, buf[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf[:])
+	}
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(buf[:n]))
+	if len(f) < 2 {
+		return 0, unix.EINVAL
+	}
+	return strconv.ParseUint(f[1], 10, 64)
 }
 
 // getaffinityExit shows the guest the mask nook started with instead of
