@@ -86,6 +86,11 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 	// filename is what the kernel would pass a #! interpreter as the
 	// script's path (bprm->filename).
 	filename := name
+	// comm is the name the kernel would give the process (kbasename of
+	// bprm->filename); the tracer may exec something else (procfs.go).
+	comm := name
+	var layout loaderLayout
+	var loader string
 	var host, guest string
 	if at && name == "" && flags&unix.AT_EMPTY_PATH != 0 {
 		fd := int(int32(c.Arg(0)))
@@ -97,6 +102,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 		host = h
 		guest, _ = tr.m.ToGuest(h)
 		filename = "/dev/fd/" + strconv.Itoa(fd)
+		comm = h
 		if _, err := os.Lstat(host); err != nil {
 			// A memfd or a deleted file: only the kernel can run it,
 			// and it can only do it right for a static program.
@@ -175,7 +181,9 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			}
 			n := []arg{{s: info.interp}}
 			prog := guest
+			loader, layout = info.interp, loaderPlain
 			if tr.loaderTakesArgv0(res.Host) && len(args) > 0 {
+				layout = loaderArgv0
 				n = append(n, arg{s: "--argv0"}, args[0])
 			} else if !strings.Contains(filename, "/") {
 				// Without --argv0 the program sees its path as
@@ -214,6 +222,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 		return
 	}
 	c.SetArg(pathArg, c.PushString(host))
+	c.T.pendingView = newProcView(comm, host, loader, layout)
 	if at {
 		fdcwd := int64(unix.AT_FDCWD)
 		c.SetArg(0, uint64(fdcwd))

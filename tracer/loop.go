@@ -248,6 +248,7 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 	}
 	t.P.Exe = t.pendingExe
 	t.pendingExe = ""
+	t.P.view, t.pendingView = t.pendingView, procView{}
 	t.exitNr = -1
 	// The old address space lives on only if it was shared (a vfork
 	// parent's): the regions the thread held go back to it.
@@ -287,7 +288,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		tr.stats.entry[nr]++
 	}
 	if tr.restarted(c) {
-		if hasExit(c.Nr) {
+		if hasExit(c.Nr) || t.exitOnce != nil {
 			t.exitNr = c.Nr
 			return true
 		}
@@ -324,7 +325,10 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 	} else if c.region.size > 0 {
 		t.P.as.free = append(t.P.as.free, c.region)
 	}
-	if !c.done && hasExit(c.Nr) {
+	if c.done {
+		t.exitOnce = nil
+	}
+	if !c.done && (hasExit(c.Nr) || t.exitOnce != nil) {
 		t.exitNr = c.Nr
 		return true
 	}
@@ -358,6 +362,10 @@ func (tr *tracer) syscallExit(t *Thread) {
 		if h.Exit != nil {
 			h.Exit(c)
 		}
+	}
+	if f := t.exitOnce; f != nil {
+		t.exitOnce = nil
+		f(c)
 	}
 	if err := c.flush(); err == nil && c.dirty {
 		setRegs(t.Tid, &c.Regs)

@@ -33,6 +33,8 @@ type Process struct {
 	// notDumpable is what the guest set with PR_SET_DUMPABLE (see
 	// dumpable.go); the process really stays dumpable.
 	notDumpable bool
+	// view is what the guest's /proc shows of the program (procfs.go).
+	view procView
 
 	// Own is free for other files of the package (fake ownership state).
 	Own any
@@ -44,8 +46,12 @@ type Thread struct {
 	P   *Process
 
 	// pendingExe is the guest path of the program an execve in progress
-	// runs; it becomes P.Exe at the exec event.
-	pendingExe string
+	// runs; it becomes P.Exe at the exec event, pendingView P.view.
+	pendingExe  string
+	pendingView procView
+	// exitOnce, if set, runs at the exit stop of the current call only
+	// (Call.ExitOnce).
+	exitOnce func(*Call)
 	// exitNr is the syscall whose exit stop is expected, -1 for none.
 	exitNr int
 	// last is what the last translated calls wrote, to redo after a
@@ -164,7 +170,7 @@ func newProcess(tgid int) *Process {
 // forkProcess returns the state of a new process forked from parent.
 func forkProcess(parent *Process, tgid int) *Process {
 	p := &Process{Tgid: tgid, Exe: parent.Exe, Creds: parent.Creds, cwd: parent.cwd, cwdHost: parent.cwdHost, cwdGen: parent.cwdGen,
-		notDumpable: parent.notDumpable}
+		notDumpable: parent.notDumpable, view: parent.view}
 	p.Creds.Groups = append([]int(nil), parent.Creds.Groups...)
 	// A fork child has a copy of the parent's memory: the regions free
 	// in the parent exist, unused, in the child too.
