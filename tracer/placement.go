@@ -45,9 +45,9 @@ import (
 // few tens of microseconds; a compiler or a compression runs for
 // milliseconds between stops.
 const (
-	pinWithin  = time.Millisecond        // a run this short counts as a burst
-	pinAfter   = 2                      // consecutive short runs before pinning
-	unpinAfter = 2 * time.Millisecond   // a run this long unpins
+	pinWithin  = time.Millisecond     // a run this short counts as a burst
+	pinAfter   = 2                    // consecutive short runs before pinning
+	unpinAfter = 2 * time.Millisecond // a run this long unpins
 
 	crowdCheck = 50 * time.Millisecond // how often the tracer looks at its wait
 	crowdWait  = 4                     // move when waiting > 1/crowdWait of the time
