@@ -496,7 +496,11 @@ func TestHostileDeepNesting(t *testing.T) {
 // UTF-8 and maximal components are files like any other: imported with
 // exactly those bytes.
 func TestHostileNames(t *testing.T) {
-	e := newHostileEnv(t)
+	t.Run("root", func(t *testing.T) { testHostileNames(t, newHostileEnv(t)) })
+	t.Run("unprivileged", func(t *testing.T) { testHostileNames(t, newUnprivHostileEnv(t)) })
+}
+
+func testHostileNames(t *testing.T, e *hostileEnv) {
 	names := []string{
 		"etc/new\nline",
 		"etc/\xff\xfe\x80invalid",
@@ -526,6 +530,14 @@ func TestHostileNames(t *testing.T) {
 	// A component over NAME_MAX is refused by the kernel: a clear error.
 	p = writeFile(t, filepath.Join(e.src, "long.tar"), buildTar(t, []tentry{{Name: "etc/" + strings.Repeat("n", 256), Body: "x"}}))
 	e.refused(t, e.importFile(t, p, "long"), "long", "file name too long")
+	// A refused name with a newline and a terminal escape is quoted: the
+	// error stays one line and sends no escape sequence to the terminal.
+	p = writeFile(t, filepath.Join(e.src, "evil.tar"), buildTar(t, []tentry{{Name: "etc/x\n\x1b[2J/../y", Body: "x"}}))
+	r := e.importFile(t, p, "evil")
+	e.refused(t, r, "evil", "unsafe archive entry", `\n\x1b[2J`)
+	if strings.Contains(r.Stderr, "\x1b") {
+		t.Errorf("raw escape sequence in the error: %q", r.Stderr)
+	}
 }
 
 // TestHostileBombs: decompression bombs stop at NOOK_IMPORT_MAX_BYTES
