@@ -71,8 +71,15 @@ func TestRunRootlessEphemeralLayers(t *testing.T) {
 		t.Fatal(r)
 	}
 	before := treeSum(t, stored)
+	// The guest root changes root's files in an ephemeral copy; a guest
+	// user is refused as in a real chroot, and gets its home there.
+	r = u.Nook(t, home, "run", "--mode", "rootless", "--ephemeral", "a320", "--",
+		"sh", "-c", "echo changed > /etc/issue && rm /bin/ls && cat /etc/issue && test ! -e /bin/ls")
+	if r.Code != 0 || r.Stdout != "changed\n" {
+		t.Fatal(r)
+	}
 	r = u.Nook(t, home, "run", "--mode", "rootless", "--ephemeral", "-u", "eph:3000", "a320", "--",
-		"sh", "-c", "id -u && ls -ld ~ && echo changed > /etc/issue && rm /bin/ls")
+		"sh", "-c", "id -u && ls -ld ~ && touch ~/f && ! rm /bin/ls 2>/dev/null && test -e /bin/ls")
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "3000\n") || !strings.Contains(r.Stdout, " eph ") {
 		t.Fatal(r)
 	}
