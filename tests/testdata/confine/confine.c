@@ -254,8 +254,11 @@ int main(int argc, char **argv) {
 	report("proc-self-root", open(cat("/proc/self/root", marker), O_RDONLY));
 	report("proc-self-root-dotdot", open(cat("/proc/self/root/../../../", hostrel), O_RDONLY));
 	report("proc-self-cwd-dotdot", open(cat("/proc/self/cwd/../../../", hostrel), O_RDONLY));
+	report("proc-thread-self-root-dotdot", open(cat("/proc/thread-self/root/../../../", hostrel), O_RDONLY));
 	report("proc-1-root", open(cat("/proc/1/root", marker), O_RDONLY));
 	char p[8192];
+	snprintf(p, sizeof p, "/proc/self/task/%d/root/../../%s", (int)syscall(SYS_gettid), hostrel);
+	report("proc-task-root-dotdot", open(p, O_RDONLY));
 	snprintf(p, sizeof p, "/proc/%d/root%s", getppid(), marker);
 	report("proc-nook-root", open(p, O_RDONLY));
 	/* nook's own descriptors (the store's lock directory, Go runtime
@@ -296,6 +299,8 @@ int main(int argc, char **argv) {
 	 * paths only. */
 	snprintf(p, sizeof p, "/proc/self/fd/%d/../../../%s", root, hostrel);
 	report("proc-self-fd-dotdot", open(p, O_RDONLY));
+	snprintf(p, sizeof p, "/dev/fd/%d/../../../%s", root, hostrel);
+	report("dev-fd-dotdot", open(p, O_RDONLY));
 	snprintf(p, sizeof p, "/proc/self/fd/%d", root);
 	chdir(p);
 	report("chdir-proc-fd-dotdot", open(cat(up, hostrel), O_RDONLY));
