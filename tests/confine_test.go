@@ -268,18 +268,19 @@ var knownGapRoutes = map[string]string{
 	"proc-nook-fds":                "none",
 }
 
-// TestConfineRootlessRace measures the known limit of path translation by
-// ptrace: another guest thread swaps a path component for a symlink out
-// of the root between the tracer's rewrite and the kernel's lookup. It
-// runs each combination for a bounded time and reports how many attempts
-// escaped (read the host-only marker, stat-ed it, or created a file beside
-// it). Escapes are a documented gap (docs/security.md): the test is
+// TestConfineRootlessRace measures the known limits of path translation
+// by ptrace: another guest thread swaps a path component for a symlink out
+// of the root between the tracer's rewrite and the kernel's lookup, or
+// overwrites the translated path in the guest's memory before the kernel
+// reads it. It runs each combination for a bounded time and reports how
+// many attempts escaped (read the host-only marker, stat-ed it, or created
+// a file beside it). Escapes are a documented gap (docs/security.md): the test is
 // skipped with the numbers, or fails with NOOK_STRICT=1.
 func TestConfineRootlessRace(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "race", musl(t, testSource(t, "confine/race.c"), true, "-lpthread"), 0o755)
 	marker, content := hostMarker(t, g)
-	r := g.run(t, "/race", marker, content, "2000")
+	r := g.run(t, "/race", marker, content, "2000", g.dir)
 	if r.Code != 0 {
 		t.Fatal(r)
 	}

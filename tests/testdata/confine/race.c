@@ -6,8 +6,13 @@
  * resolves the rewritten host path afterwards: if the component is a
  * symlink by then, the kernel follows it on the host.
  *
+ * A last phase races the tracer's own write instead: the translated path
+ * is written into the guest's memory (below the stack pointer), where
+ * another thread of the guest can overwrite it with a host path before the
+ * kernel reads it.
+ *
  * argv: 1 host path of the marker, 2 its content, 3 milliseconds per
- * phase. For each phase and call it prints
+ * phase, 4 host path of the guest root. For each phase and call it prints
  *   race-CALL-TARGET: attempts N escapes M
  * An escape is the marker's content read (open), a successful stat of a
  * name that exists only on the host (stat), or a file created (creat,
@@ -88,8 +93,54 @@ static void phase(const char *target, const char *call) {
 		a[0].attempts + a[1].attempts, a[0].escapes + a[1].escapes);
 }
 
+/* The memory race: the opener runs on a stack of ours, which the
+ * overwriter scans for the translated path and replaces in place. */
+static char opener_stack[1 << 20] __attribute__((aligned(16)));
+static char translated[4096], hostpath[4096];
+static long mem_attempts, mem_escapes;
+
+static void *opener(void *arg) {
+	char buf[256];
+	while (!stop) {
+		mem_attempts++;
+		int fd = open("/etc/hostname", O_RDONLY);
+		if (fd < 0) continue;
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = 0;
+		if (strstr(buf, content)) mem_escapes++;
+	}
+	return arg;
+}
+
+static void *overwriter(void *arg) {
+	size_t tl = strlen(translated), hl = strlen(hostpath) + 1;
+	char *lo = opener_stack + sizeof opener_stack - (64 << 10);
+	while (!stop) {
+		char *q = memmem(lo, opener_stack + sizeof opener_stack - lo, translated, tl);
+		if (q) memcpy(q, hostpath, hl);
+	}
+	return arg;
+}
+
+static void memory_phase(void) {
+	stop = 0;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setstack(&at, opener_stack, sizeof opener_stack);
+	pthread_t o, w;
+	pthread_create(&o, &at, opener, 0);
+	pthread_create(&w, 0, overwriter, 0);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	nanosleep(&ts, 0);
+	stop = 1;
+	pthread_join(o, 0);
+	pthread_join(w, 0);
+	printf("race-open-memory: attempts %ld escapes %ld\n", mem_attempts, mem_escapes);
+}
+
 int main(int argc, char **argv) {
-	if (argc < 4) return 2;
+	if (argc < 5) return 2;
 	snprintf(hostrel, sizeof hostrel, "%s", argv[1] + 1);
 	snprintf(hostdirrel, sizeof hostdirrel, "%s", hostrel);
 	*strrchr(hostdirrel, '/') = 0;
@@ -101,5 +152,8 @@ int main(int argc, char **argv) {
 	for (int t = 0; t < 2; t++)
 		for (int c = 0; c < 3; c++)
 			phase(targets[t], calls[c]);
+	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
+	snprintf(hostpath, sizeof hostpath, "%s", argv[1]);
+	memory_phase();
 	return 0;
 }
