@@ -691,10 +691,15 @@ func (x *extractor) copyData(f *os.File, body io.Reader, size int64, sparse bool
 			// A sparse source (an image's sparse file, or one a guest
 			// made): copy its data segments only, or an ephemeral copy
 			// would write every hole out in full.
-			if err := copyDataSegments(x.ctx, f, src, size); err != nil {
+			err := copyDataSegments(x.ctx, f, src, size)
+			if err == nil {
+				return nil
+			}
+			if err != errNoSeekData {
 				return fmt.Errorf("write: %w", err)
 			}
-			return nil
+			// The source filesystem cannot tell data from holes:
+			// copy it all, below.
 		}
 	}
 	if x.ctx.Done() != nil {
@@ -758,10 +763,15 @@ func copySparse(f *os.File, r io.Reader, size int64) (int64, error) {
 
 var zeroChunk = make([]byte, sparseChunk)
 
+// errNoSeekData is copyDataSegments's answer when the source's
+// filesystem refuses SEEK_DATA before anything was copied.
+var errNoSeekData = errors.New("SEEK_DATA unsupported")
+
 // copyDataSegments copies size bytes of src to the new file f, reading
 // only the data segments lseek(SEEK_DATA/SEEK_HOLE) reports and leaving
-// holes elsewhere; a file system without those answers the whole file as
-// data, which is then copied as is.
+// holes elsewhere. Filesystems using the kernel's generic lseek answer the
+// whole file as data; one that refuses SEEK_DATA (EINVAL, as some FUSE and
+// network filesystems do) gets errNoSeekData, with nothing written.
 func copyDataSegments(ctx context.Context, f, src *os.File, size int64) error {
 	fd := int(src.Fd())
 	for off := int64(0); off < size; {
@@ -771,6 +781,9 @@ func copyDataSegments(ctx context.Context, f, src *os.File, size int64) error {
 		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
 		if err == unix.ENXIO || (err == nil && data >= size) {
 			break // only a hole is left
+		}
+		if off == 0 && (err == unix.EINVAL || err == unix.EOPNOTSUPP) {
+			return errNoSeekData
 		}
 		if err != nil {
 			return fmt.Errorf("seek data: %w", err)
