@@ -3,7 +3,6 @@ package tests
 import (
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -19,7 +18,11 @@ cut -d' ' -f2 /proc/self/stat
 grep -E '^(Name|TracerPid):' /proc/self/status
 readlink /proc/self/exe
 ps -o pid,ppid,args | awk -v s=$$ '$1 == s || $2 == s'`
-	r := u.Nook(t, home, "run", "--mode", "rootless", "a320", "--", "sh", "-c", script)
+	// A TMPDIR of its own, to see that the snapshots' directory goes.
+	tmp := u.TempDir(t)
+	cmd := u.Command(nookBin, "run", "--mode", "rootless", "a320", "--", "sh", "-c", script)
+	cmd.Env = append(cmd.Env, "NOOK_HOME="+home, "TMPDIR="+tmp)
+	r := runCmd(t, cmd)
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
@@ -37,14 +40,8 @@ ps -o pid,ppid,args | awk -v s=$$ '$1 == s || $2 == s'`
 			t.Fatalf("output shows %q:\n%s", bad, r.Stdout)
 		}
 	}
-	// The snapshots are gone once the run is over (the user's TMPDIR is
-	// unset: /tmp).
-	m, _ := filepath.Glob("/tmp/nook-proc-*")
-	for _, d := range m {
-		var st syscall.Stat_t
-		if syscall.Lstat(d, &st) == nil && int(st.Uid) == u.UID {
-			t.Fatalf("left behind: %s", d)
-		}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
 	}
 }
 
