@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,5 +94,43 @@ su - myuser -c 'grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" /proc/self/status; to
 		`cd /tmp && touch g && id -u && stat -c %u g && grep -E '^Uid:' /proc/$$/status`)
 	if r.Code != 0 || r.Stdout != "3000\n3000\nUid:\t3000\t3000\t3000\t3000\n" {
 		t.Fatal(r)
+	}
+}
+
+// recvmsgC receives a datagram with recvmsg and prints the sender's name
+// from msg_name.
+const recvmsgC = `#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	struct sockaddr_un a = { .sun_family = AF_UNIX }, b = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", argv[1]);
+	snprintf(b.sun_path, sizeof b.sun_path, "%se", argv[1]);
+	unlink(a.sun_path);
+	unlink(b.sun_path);
+	int d = socket(AF_UNIX, SOCK_DGRAM, 0), e = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (bind(d, (struct sockaddr *)&a, sizeof a) || bind(e, (struct sockaddr *)&b, sizeof b)) { perror("bind"); return 1; }
+	if (sendto(e, "ok", 2, 0, (struct sockaddr *)&a, sizeof a) != 2) { perror("sendto"); return 1; }
+	char buf[4] = "";
+	struct sockaddr_un from = { 0 };
+	struct iovec iov = { buf, 2 };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1 };
+	if (recvmsg(d, &m, 0) != 2) { perror("recvmsg"); return 1; }
+	printf("%s from %s len %d\n", buf, from.sun_path, (int)m.msg_namelen);
+	return 0;
+}
+`
+
+// AF_UNIX names returned by recvmsg are guest paths, as recvfrom's.
+func TestRootlessRecvmsgName(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "recvmsg", musl(t, recvmsgC, false), 0o755)
+	got := g.sh(t, "/recvmsg /tmp/r.sock")
+	// sun_family, the path and its NUL.
+	want := fmt.Sprintf("ok from /tmp/r.socke len %d\n", 2+len("/tmp/r.socke")+1)
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }

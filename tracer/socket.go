@@ -15,7 +15,7 @@ import (
 
 // AF_UNIX socket names are file names: translated when given (bind,
 // connect, sendto, sendmsg, sendmmsg) and translated back when returned
-// (getsockname, getpeername, accept, accept4, recvfrom).
+// (getsockname, getpeername, accept, accept4, recvfrom, recvmsg).
 
 const (
 	sunPathMax  = 108 // sizeof(sockaddr_un.sun_path)
@@ -44,6 +44,10 @@ func init() {
 	Register(unix.SYS_ACCEPT, Hook{Entry: func(c *Call) { nameOutEntry(c, 1, 2) }, Exit: nameOutExit, When: nonNull(1)})
 	Register(unix.SYS_ACCEPT4, Hook{Entry: func(c *Call) { nameOutEntry(c, 1, 2) }, Exit: nameOutExit, When: nonNull(1)})
 	Register(unix.SYS_RECVFROM, Hook{Entry: func(c *Call) { nameOutEntry(c, 4, 5) }, Exit: nameOutExit, When: nonNull(4)})
+	// recvmsg's name pointer is inside its msghdr, out of the filter's
+	// reach: every recvmsg stops at entry, and only one with a msg_name
+	// at exit.
+	Register(unix.SYS_RECVMSG, Hook{Entry: recvmsgEntry})
 }
 
 // unixPath returns the file name in a sockaddr, ok false when it is not a
@@ -277,6 +281,26 @@ func nameOutEntry(c *Call, addrArg, lenArg int) {
 		return
 	}
 	c.T.mine = nameOut{addr: addr, lenp: lenp, size: binary.LittleEndian.Uint32(b[:])}
+}
+
+// recvmsgEntry maps the msg_name recvmsg fills (msg_namelen, in the
+// guest's msghdr, is where the kernel writes the name's length back).
+func recvmsgEntry(c *Call) {
+	var hdr [16]byte
+	if err := c.Read(c.Arg(1), hdr[:]); err != nil {
+		return // EFAULT, from the kernel
+	}
+	name := binary.LittleEndian.Uint64(hdr[0:])
+	size := binary.LittleEndian.Uint32(hdr[8:])
+	if name == 0 || size == 0 {
+		return
+	}
+	c.T.mine = nameOut{addr: name, lenp: c.Arg(1) + 8, size: size}
+	c.ExitOnce(func(c *Call) {
+		if c != nil {
+			nameOutExit(c)
+		}
+	})
 }
 
 func nameOutExit(c *Call) {
