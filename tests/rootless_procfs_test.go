@@ -51,7 +51,7 @@ func TestRootlessProcfsStatusIdentity(t *testing.T) {
 	r := u.Nook(t, home, "run", "--mode", "rootless", "a320", "--", "sh", "-c",
 		`adduser -D -u 2000 myuser && addgroup -g 2100 extra && addgroup myuser extra &&
 grep -E '^(Uid|Gid|Groups|CapEff|CapPrm):' /proc/self/status &&
-su - myuser -c 'grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" /proc/self/status; touch f; id -u; stat -c %u f'`)
+su - myuser -c 'grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" /proc/self/status; touch f; id -u; stat -c %u f /proc/self; ps -o user,args | grep "^myuser *ps -o"'`)
 	if r.Code != 0 {
 		t.Fatal(r)
 	}
@@ -70,6 +70,8 @@ su - myuser -c 'grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" /proc/self/status; to
 		"CapEff:\t0000000000000000",
 		"2000",
 		"2000",
+		"2000", // /proc/PID belongs to the process's effective user
+		"myuser   ps -o user,args",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got:\n%s", r.Stdout)

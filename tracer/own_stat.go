@@ -99,6 +99,9 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		return
 	}
 	ownRun.store.FakeStat(&st, ownRun.host)
+	if !isFd {
+		c.tr.procfsOwner(host, &st.Uid, &st.Gid)
+	}
 	if err := c.Write(c.Arg(bufArg), ownership.StatBytes(&st)); err != nil {
 		c.Fail(unix.EFAULT)
 		return
@@ -141,6 +144,9 @@ func ownStatxEntry(c *Call) {
 		return
 	}
 	ownRun.store.FakeStatx(&stx, ownRun.host)
+	if !isFd {
+		c.tr.procfsOwner(host, &stx.Uid, &stx.Gid)
+	}
 	if err := c.Write(c.Arg(4), ownership.StatxBytes(&stx)); err != nil {
 		c.Fail(unix.EFAULT)
 		return

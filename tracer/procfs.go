@@ -375,3 +375,42 @@ func procfsStat(real []byte, v procView) []byte {
 	out = append(out, v.comm...)
 	return append(out, real[j:]...)
 }
+
+// procfsOwner gives /proc/PID of a guest process, and the files directly
+// in it, the owner the kernel would: the process's effective ids
+// (task_dump_owner), here its fake ones. ps takes a process's user from
+// them. Magic links (exe, cwd, root) are left alone: a stat that follows
+// them is about another file.
+func (tr *tracer) procfsOwner(host string, uid, gid *uint32) {
+	if !strings.HasPrefix(host, "/proc/") {
+		return
+	}
+	rest := host[len("/proc/"):]
+	pidStr, file, _ := strings.Cut(rest, "/")
+	if strings.Contains(file, "/") {
+		return
+	}
+	switch file {
+	case "exe", "cwd", "root":
+		return
+	}
+	var id int
+	switch pidStr {
+	case "self":
+		id = tr.proc.cur.P.Tgid
+	case "thread-self":
+		id = tr.proc.cur.Tid
+	default:
+		n, err := strconv.Atoi(pidStr)
+		if err != nil {
+			return
+		}
+		id = n
+	}
+	th, ok := tr.threads[id]
+	if !ok {
+		return
+	}
+	cr := ownCreds(th.P)
+	*uid, *gid = cr.EUID, cr.EGID
+}
