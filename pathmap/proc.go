@@ -54,6 +54,13 @@ func (m *Mapper) procLink(hook ProcHook, name, target string) (guest string, mag
 	parent := m.frames[len(m.frames)-2]
 	rel := string(m.guest[len(m.mounts[m.proc].guest)+1 : parent.gEnd])
 	pid, ok := procPID(rel)
+	if v, isV := hook.(VisibilityHook); isV {
+		if owner := procOwner(rel); owner > 0 && !v.Visible(owner) {
+			// Another process's links lead to its files, not the
+			// guest's: the caller decides about the kernel's walk.
+			return "", true
+		}
+	}
 	if ok && (name == "exe" || name == "cwd" || name == "root") {
 		if g, ok := hook.Link(pid, name); ok && strings.HasPrefix(g, "/") {
 			return g, false
@@ -65,6 +72,33 @@ func (m *Mapper) procLink(hook ProcHook, name, target string) (guest string, mag
 		}
 	}
 	return "", true
+}
+
+// VisibilityHook is implemented by a ProcHook that knows which processes
+// the guest may see. Every symlink below /proc/PID of an invisible PID is
+// then left to the caller as a magic link (Result.Host below /proc/PID),
+// never mapped to a guest path by its target: a host process's fd that
+// happens to point into the guest (or at /dev/null) is still that
+// process's, not the guest's.
+type VisibilityHook interface {
+	Visible(pid int) bool
+}
+
+// procOwner returns the process or thread that the links below
+// /proc/REL belong to: REL is "PID[/task/TID]/...".
+func procOwner(rel string) int {
+	first, rest, _ := strings.Cut(rel, "/")
+	pid, err := strconv.Atoi(first)
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if t, ok := strings.CutPrefix(rest, "task/"); ok {
+		tid, _, _ := strings.Cut(t, "/")
+		if n, err := strconv.Atoi(tid); err == nil {
+			return n
+		}
+	}
+	return pid
 }
 
 // procPID parses "PID" or "PID/task/TID" and returns the process or

@@ -28,6 +28,14 @@ func (h hook) Link(pid int, name string) (string, bool) {
 	return g, ok
 }
 
+// visHook also says which one process is visible (pathmap.VisibilityHook).
+type visHook struct {
+	hook
+	visible int
+}
+
+func (h visHook) Visible(pid int) bool { return pid == h.visible }
+
 // TestResolveProc resolves /proc paths of a real process (the "guest") on
 // the real /proc bound into a guest tree: /proc/self must be the guest's,
 // not the test's, and magic links must map back into the guest or be left
@@ -129,8 +137,28 @@ func TestResolveProc(t *testing.T) {
 			}
 		}
 	}
+	// A hook that knows the process is not the guest's: its links are
+	// left to the caller whatever their target, even one inside the
+	// guest (fd 3) or a guest directory (fd 7).
+	other := visHook{hook: hook{pid: 1}, visible: 1}
+	for _, c := range []struct{ path, host string }{
+		{p + "/fd/3", p + "/fd/3"},
+		{p + "/fd/7/u", p + "/fd/7/u"},
+		{p + "/cwd/x", p + "/cwd/x"},
+		{p + "/task/" + strconv.Itoa(pid) + "/fd/3", p + "/task/" + strconv.Itoa(pid) + "/fd/3"},
+	} {
+		r, err := m.Resolve(pathmap.Request{Cwd: "/", Path: c.path, Follow: true, Proc: other})
+		if err != nil || r.Host != c.host {
+			t.Errorf("invisible process: Resolve(%q) = %+v, %v; want host %q", c.path, r, err, c.host)
+		}
+	}
+	// Visible, the same process's links map as before.
+	r, err := m.Resolve(pathmap.Request{Cwd: "/", Path: p + "/fd/3", Follow: true, Proc: visHook{hook: h, visible: pid}})
+	if err != nil || r.Host != inside {
+		t.Errorf("visible process: %+v, %v; want %q", r, err, inside)
+	}
 	// Without a hook /proc is an ordinary bind.
-	r, err := m.Resolve(pathmap.Request{Cwd: "/", Path: "/proc/1", Follow: true})
+	r, err = m.Resolve(pathmap.Request{Cwd: "/", Path: "/proc/1", Follow: true})
 	if err != nil || r.Host != "/proc/1" {
 		t.Errorf("no hook: %+v, %v", r, err)
 	}
