@@ -31,6 +31,12 @@ func init() {
 		unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK, unix.SYS_MOUNT_SETATTR, sysOpenTreeAttr} {
 		Deny(nr, unix.ENOSYS)
 	}
+	// ptrace of any process: the guest's own are already traced by nook
+	// (a second tracer gets EPERM from the kernel), and those outside it
+	// must stay out of reach (a guest that can PTRACE_SEIZE a host
+	// process of the same user makes it do anything). gdb and strace do
+	// not work inside a rootless guest.
+	Deny(unix.SYS_PTRACE, unix.EPERM)
 	// uselib loads a library by path (a.out era); no x86_64 program
 	// uses it.
 	Deny(unix.SYS_USELIB, unix.ENOSYS)
