@@ -281,6 +281,9 @@ func (tr *tracer) resolve(c *Call, dirArg int, req pathmap.Request) (pathmap.Res
 	if tr.foreignMagic(res.Host) {
 		return pathmap.Result{}, unix.EACCES
 	}
+	if errno := tr.confineProc(res.Host); errno != 0 {
+		return pathmap.Result{}, errno
+	}
 	return res, 0
 }
 
