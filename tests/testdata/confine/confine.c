@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -476,5 +477,36 @@ int main(int argc, char **argv) {
 	snprintf(p, sizeof p, "/proc/%d/mem", sleeper);
 	result("proc-host-mem", open(p, O_RDWR));
 	result("kill-host-process", kill(sleeper, 0));
+	result("tgkill-host-process", syscall(SYS_tgkill, sleeper, sleeper, 0));
+	result("sigqueue-host-process", sigqueue(sleeper, 0, (union sigval){0}));
+	result("pidfd_open-host", syscall(SYS_pidfd_open, sleeper, 0));
+	result("prlimit-host", prlimit(sleeper, RLIMIT_NOFILE, 0, &(struct rlimit){0}));
+	snprintf(p, sizeof p, "/proc/%d", sleeper);
+	int procdir = open(p, O_RDONLY | O_DIRECTORY);
+	/* A /proc/PID directory fd is a pidfd for pidfd_send_signal. */
+	result("pidfd_send_signal-proc-dir", procdir < 0 ? -1 : syscall(SYS_pidfd_send_signal, procdir, 0, 0, 0));
+	snprintf(p, sizeof p, "/proc/%d/environ", sleeper);
+	result("proc-host-environ", open(p, O_RDONLY));
+	snprintf(p, sizeof p, "/proc/%d/maps", sleeper);
+	result("proc-host-maps", open(p, O_RDONLY));
+	snprintf(p, sizeof p, "/proc/%d/map_files", sleeper);
+	result("proc-host-map_files", open(p, O_RDONLY | O_DIRECTORY));
+	snprintf(p, sizeof p, "/proc/%d/status", sleeper);
+	result("proc-host-status", open(p, O_RDONLY));
+	snprintf(p, sizeof p, "/proc/%d/cmdline", sleeper);
+	result("proc-host-cmdline", open(p, O_RDONLY));
+	/* A guest's own processes stay reachable: a child signalled by pid,
+	 * then by kill(-1), which must reach the guest's processes only (the
+	 * host sleeper and nook itself survive it: the test checks). */
+	pid_t kid = fork();
+	if (kid == 0) {
+		pause();
+		_exit(0);
+	}
+	result("kill-guest-child", kill(kid, 0));
+	result("kill-minus-one", kill(-1, SIGTERM));
+	int kst;
+	waitpid(kid, &kst, 0);
+	printf("kill-minus-one-child: %s\n", WIFSIGNALED(kst) && WTERMSIG(kst) == SIGTERM ? "killed" : "survived");
 	return 0;
 }
