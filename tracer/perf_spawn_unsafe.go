@@ -44,6 +44,15 @@ struct nook_spawn {
 	const char *notfound; size_t notfound_len; // appended to an ENOENT report
 };
 
+// struct sigaction as rt_sigaction(2) takes it (glibc's differs, and its
+// wrapper refuses the signals NPTL reserves).
+struct nook_ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+
 static void nook_write_all(int fd, const char *p, size_t n) {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -125,6 +134,21 @@ static void nook_child(struct nook_spawn *s, const sigset_t *mask) {
 			continue;
 		nook_report(s, s->chdir_kind, s->chdir_kind_len, e, s->chdir_msg, s->chdir_msg_len,
 			e < s->nerrstr ? s->errstr[e] : "", e < s->nerrstr ? strlen(s->errstr[e]) : 0);
+	}
+	// The Go runtime's signal handlers must not run here once signals
+	// are unblocked: back to the default action (execve would do the
+	// same), ignored signals stay ignored, as with os/exec.
+	for (int sig = 1; sig < 65; sig++) {
+		struct nook_ksigaction sa;
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (syscall(SYS_rt_sigaction, sig, NULL, &sa, 8) != 0)
+			continue;
+		if (sa.handler == SIG_DFL || sa.handler == SIG_IGN)
+			continue;
+		memset(&sa, 0, sizeof sa);
+		sa.handler = SIG_DFL;
+		syscall(SYS_rt_sigaction, sig, &sa, NULL, 8);
 	}
 	sigprocmask(SIG_SETMASK, mask, NULL);
 	int first = ENOENT;
