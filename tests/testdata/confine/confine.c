@@ -196,6 +196,32 @@ static void user_notif(void) {
 	waitpid(c, &st, 0);
 }
 
+/* guest_trace installs a filter of the guest's own that returns
+ * SECCOMP_RET_TRACE with data of its own for every call (it outranks
+ * nothing of the tracer's and its data is what the tracer would see):
+ * translation must go on as before, the marker stays out of reach and the
+ * guest's own files in reach. */
+static void guest_trace(void) {
+	pid_t c = fork();
+	if (c == 0) {
+		struct bpf_insn f[] = {
+			{ 0x06, 0, 0, 0x7ff0ffffU }, /* ret TRACE|0xffff */
+		};
+		struct bpf_prog prog = { 1, f };
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if (syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 0, &prog) < 0) {
+			printf("guest-ret-trace: %s\n", ename(errno));
+			_exit(0);
+		}
+		report("guest-ret-trace-marker", open(marker, O_RDONLY));
+		long fd = open("/etc/alpine-release", O_RDONLY);
+		printf("guest-ret-trace-inside: %s\n", fd >= 0 ? "ok" : ename(errno));
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+}
+
 static int untraced_child(void *arg) {
 	(void)arg;
 	int fd = open(marker, O_RDONLY);
@@ -366,6 +392,7 @@ int main(int argc, char **argv) {
 	printf("int80-execve: %ld\n", int80(11, "/bin/true", 0, 0));
 
 	user_notif();
+	guest_trace();
 
 	/* An untraced clone inherits the filter: trapped calls fail. */
 	static char stack[65536];
