@@ -422,7 +422,7 @@ type initCmd struct {
 
 // Run is the child side of root mode; it never returns.
 func (c *initCmd) Run() error {
-	rootmode.Init()
+	rootmode.Init(c.Args)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"strings"
@@ -16,21 +17,63 @@ import (
 	"nook/rootfs"
 )
 
-// Init is the child side of Run, in its new mount namespace. It never
-// returns: it executes the command or exits with the status Run reports,
-// after writing the reason on the error pipe.
-func Init() {
-	if !isPipe(configFd) || !isPipe(errorFd) {
-		fmt.Fprintf(os.Stderr, "nook: error: %s is internal to nook run\n", InitArg)
-		os.Exit(rootfs.ExitToolFailure)
+// Init is the child side of Run: args are the arguments after InitArg. It
+// never returns. Without arguments it is pid 1 of the run's namespaces (see
+// initProcess); with "exec" it is the command's own process before execve
+// (see execProcess).
+func Init(args []string) {
+	if len(args) == 1 && args[0] == execArg {
+		execProcess()
 	}
+	if len(args) == 0 {
+		initProcess()
+	}
+	fmt.Fprintf(os.Stderr, "nook: error: %s is internal to nook run\n", InitArg)
+	os.Exit(rootfs.ExitToolFailure)
+}
+
+// execArg names the command's stage.
+const execArg = "exec"
+
+// reporter returns the function that writes a failure on the error pipe
+// and exits with its code.
+func reporter() func(code int, err error) {
 	unix.CloseOnExec(errorFd)
 	errPipe := os.NewFile(errorFd, "error pipe")
-	fail := func(code int, err error) {
+	return func(code int, err error) {
 		b, _ := json.Marshal(&Error{Code: code, Msg: err.Error()})
 		errPipe.Write(b)
 		os.Exit(code)
 	}
+}
+
+func internal(fds ...int) {
+	for _, fd := range fds {
+		if !isPipe(fd) {
+			fmt.Fprintf(os.Stderr, "nook: error: %s is internal to nook run\n", InitArg)
+			os.Exit(rootfs.ExitToolFailure)
+		}
+	}
+}
+
+// initProcess is pid 1 of the run's PID namespace, in its own mount
+// namespace. It builds the guest's mounts, starts the command's stage,
+// forwards nook's signals to it, reaps every process reparented to it, and
+// exits with the command's status, upon which the kernel kills whatever is
+// left in the namespace.
+func initProcess() {
+	internal(configFd, errorFd, eventFd)
+	// Catch the forwarded signals first: pid 1 drops signals it has no
+	// handler for, and Go's default handler would exit 2.
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, forwarded...)
+	for _, fd := range []int{configFd, parentFd, eventFd} {
+		unix.CloseOnExec(fd)
+	}
+	fail := reporter()
+	events := os.NewFile(eventFd, "event pipe")
+	events.Write([]byte{eventReady})
+	watchParent()
 
 	cfgFile := os.NewFile(configFd, "config pipe")
 	data, err := io.ReadAll(cfgFile)
@@ -47,10 +90,147 @@ func Init() {
 	if err != nil {
 		fail(rootfs.ExitToolFailure, err)
 	}
-	if err := enter(spec); err != nil {
+	pid, pidfd, err := startCommand(spec, cfg.Terminal)
+	if err != nil {
 		fail(rootfs.ExitToolFailure, err)
 	}
-	code, err := execute(spec, cfg.ParentPID)
+	// The command holds the error pipe now; nook reads EOF once it
+	// executes.
+	unix.Close(errorFd)
+
+	go func() {
+		for s := range sigc {
+			// pidfd-based: after the command is reaped this fails
+			// instead of reaching a process that reused its pid.
+			unix.PidfdSendSignal(pidfd, s.(syscall.Signal), nil, 0)
+		}
+	}()
+	os.Exit(reap(pid, cfg.Terminal, events))
+}
+
+// watchParent exits when nook is gone. PR_SET_PDEATHSIG, set between clone
+// and exec, normally kills init first; this covers a nook that died before
+// it was set, which getppid() cannot tell in a new PID namespace (the
+// parent is outside it: 0).
+func watchParent() {
+	go func() {
+		fds := []unix.PollFd{{Fd: parentFd, Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				// Readable: nook exited. An error means no pidfd to
+				// watch; pdeathsig alone then covers nook's death.
+				if err == nil {
+					os.Exit(rootfs.ExitToolFailure)
+				}
+				return
+			}
+		}
+	}()
+}
+
+// startCommand starts the command's stage: nook again, which reads the spec
+// from a pipe, pivots into the guest, drops privileges and executes the
+// command. It is exec'd here, before the pivot, while /proc/self/exe still
+// resolves (the guest may have no /proc); its pivot_root moves init's root
+// and working directory (chdir'd to "/" for that) along. It returns the
+// command's pid and a pidfd of it.
+func startCommand(spec *rootfs.RunSpec, tty bool) (int, int, error) {
+	payload, err := json.Marshal(spec)
+	if err != nil {
+		return 0, 0, fmt.Errorf("encode run spec: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return 0, 0, fmt.Errorf("chdir /: %w", err)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return 0, 0, fmt.Errorf("pipe: %w", err)
+	}
+	defer specW.Close()
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Env:   []string{},
+		Files: []uintptr{0, 1, 2, specR.Fd(), errorFd},
+		Sys: &syscall.SysProcAttr{
+			// The command is not pid 1, so signals without a handler
+			// have their default effect on it (^C kills it: 130). It
+			// leads a process group of its own, the terminal's
+			// foreground one when there is a terminal (set between
+			// fork and exec with signals blocked).
+			Setpgid:    true,
+			Foreground: tty,
+			Ctty:       0,
+			PidFD:      &pidfd,
+		},
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"nook", InitArg, execArg}, attr)
+	specR.Close()
+	if err != nil {
+		return 0, 0, fmt.Errorf("start the command: %w", err)
+	}
+	// Small (well under the pipe buffer); a failed write means the
+	// command's stage died, and its status says why.
+	specW.Write(payload)
+	return pid, pidfd, nil
+}
+
+// reap waits for every child of init (the command and the orphans the
+// kernel reparents to pid 1) until the command exits, and returns the status
+// nook must report: the command's exit code, or 128+N if it died of signal
+// N. With a terminal, a stop of the command (^Z) is reported to nook.
+func reap(cmd int, tty bool, events *os.File) int {
+	flags := 0
+	if tty {
+		flags = unix.WUNTRACED
+	}
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, flags, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			// ECHILD: the command is gone without a status reaching
+			// us, which cannot happen while init runs.
+			return rootfs.ExitToolFailure
+		}
+		if pid != cmd {
+			continue
+		}
+		switch {
+		case ws.Stopped():
+			events.Write([]byte{eventStopped})
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return rootfs.ExitSignalBase + int(ws.Signal())
+		}
+	}
+}
+
+// execProcess is the command's process before execve: it pivots into the
+// guest tree prepared by init, drops privileges and executes the command.
+func execProcess() {
+	internal(configFd, errorFd)
+	fail := reporter()
+	f := os.NewFile(configFd, "spec pipe")
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		fail(rootfs.ExitToolFailure, fmt.Errorf("read run spec: %w", err))
+	}
+	var spec rootfs.RunSpec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		fail(rootfs.ExitToolFailure, fmt.Errorf("decode run spec: %w", err))
+	}
+	if err := enter(&spec); err != nil {
+		fail(rootfs.ExitToolFailure, err)
+	}
+	code, err := execute(&spec)
 	fail(code, err)
 }
 
@@ -249,7 +429,7 @@ func enter(spec *rootfs.RunSpec) error {
 
 // execute drops to the guest user and executes the command; it returns only
 // on failure, with the exit status to report.
-func execute(spec *rootfs.RunSpec, parent int) (int, error) {
+func execute(spec *rootfs.RunSpec) (int, error) {
 	u := spec.User
 	groups := u.Groups
 	if groups == nil {
@@ -266,14 +446,8 @@ func execute(spec *rootfs.RunSpec, parent int) (int, error) {
 	if err := syscall.Setuid(u.UID); err != nil {
 		return rootfs.ExitToolFailure, fmt.Errorf("setuid %d: %w", u.UID, err)
 	}
-	// A credential change clears the parent-death signal; set it again,
-	// and give up if nook already died in between.
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return rootfs.ExitToolFailure, fmt.Errorf("set parent-death signal: %w", err)
-	}
-	if os.Getppid() != parent {
-		return rootfs.ExitToolFailure, errors.New("nook exited before the command started")
-	}
+	// No parent-death signal: the command dies with init's namespace,
+	// and its children with it, which a per-process signal could not do.
 
 	pathEnv, _ := rootfs.GetEnv(spec.Env, "PATH")
 	prog, code, err := lookPath(spec.Argv[0], pathEnv)

@@ -1,9 +1,12 @@
 // Package rootmode runs a guest command the way chroot(8) does, as root, but
-// in a private mount namespace: nook re-executes itself ("__init"), the
-// child mounts /proc, /dev, /sys, the binds and the ephemeral overlay where
-// only it can see them, pivots into the guest tree, drops to the guest user
-// and executes the command. Every mount vanishes with the namespace, even
-// when nook is killed.
+// in private mount and PID namespaces: nook re-executes itself ("__init"),
+// which becomes pid 1 of the new PID namespace, mounts /proc, /dev, /sys, the
+// binds and the ephemeral overlay where only it can see them, and starts the
+// command, which pivots into the guest tree, drops to the guest user and
+// executes it. __init forwards signals to the command, reaps orphans and exits
+// with the command's status; the kernel then kills whatever the command left
+// behind. Every mount and every guest process vanishes with the namespaces,
+// even when nook is killed.
 package rootmode
 
 import (
@@ -38,9 +41,10 @@ type Config struct {
 	Prepare rootfs.PrepareRequest
 	// System lists the host mounts every run gets (--host-binds).
 	System System
-	// ParentPID is nook's pid: the command gets SIGKILL if nook dies, so a
-	// killed nook leaves neither a stray guest nor a busy ephemeral tree.
-	ParentPID int
+	// Terminal is set when stdin is nook's controlling terminal and nook is
+	// in its foreground: the command then gets its own process group in
+	// the foreground, and its stops are reported to nook.
+	Terminal bool
 }
 
 // Overlay is where an ephemeral run's overlay lives on the host. The three
@@ -52,7 +56,7 @@ type Overlay struct {
 
 // System is the set of host file systems mounted into the guest.
 type System struct {
-	Proc bool // a fresh procfs on /proc (same pid namespace: ps shows the host's processes)
+	Proc bool // a fresh procfs of the run's PID namespace on /proc (ps shows the guest's processes only)
 	Dev  bool // the host's /dev, recursively bound (ttys, /dev/pts, /dev/shm as on the host)
 	Sys  bool // the host's /sys, recursively bound
 	// Files are host files bound read-only at the same guest path
@@ -70,11 +74,22 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-// Child-side descriptors: the config pipe and the CLOEXEC error pipe, which
-// closes by itself when the command is executed.
+// Descriptors of __init: the config pipe; the error pipe, which the command
+// inherits CLOEXEC, so it closes by itself when the command is executed;
+// a pidfd of nook, readable once nook is gone; and the event pipe, on which
+// __init tells nook it is ready for signals and that the command stopped.
+// The command's own stage gets the spec pipe as configFd and the error pipe.
 const (
 	configFd = 3
 	errorFd  = 4
+	parentFd = 5
+	eventFd  = 6
+)
+
+// Events on the event pipe.
+const (
+	eventReady   = 'R' // __init catches the forwarded signals
+	eventStopped = 'S' // the command was stopped (with a terminal only)
 )
 
 // InitArg is the hidden subcommand the child runs as.
@@ -90,59 +105,93 @@ func Run(cfg *Config) (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	cfg.ParentPID = os.Getpid()
+	tty := newTerminal(int(os.Stdin.Fd()))
+	cfg.Terminal = tty != nil
 	payload, err := json.Marshal(cfg)
 	if err != nil {
 		return rootfs.ExitToolFailure, fmt.Errorf("encode run config: %w", err)
 	}
-	cfgR, cfgW, err := os.Pipe()
+	// __init is pid 1 of its namespace, where getppid() is 0: it watches
+	// nook through a pidfd instead, which also closes the window between
+	// clone and PR_SET_PDEATHSIG in which a killed nook would go unnoticed.
+	pfd, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
-		return rootfs.ExitToolFailure, fmt.Errorf("pipe: %w", err)
+		return rootfs.ExitToolFailure, fmt.Errorf("pidfd_open: %w", err)
 	}
+	self := os.NewFile(uintptr(pfd), "nook pidfd")
+	defer self.Close()
+	var pipes [3][2]*os.File // config, error, event
+	for i := range pipes {
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, p := range pipes[:i] {
+				p[0].Close()
+				p[1].Close()
+			}
+			return rootfs.ExitToolFailure, fmt.Errorf("pipe: %w", err)
+		}
+		pipes[i] = [2]*os.File{r, w}
+	}
+	cfgR, cfgW := pipes[0][0], pipes[0][1]
+	errR, errW := pipes[1][0], pipes[1][1]
+	evR, evW := pipes[2][0], pipes[2][1]
 	defer cfgW.Close()
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		return rootfs.ExitToolFailure, fmt.Errorf("pipe: %w", err)
-	}
 	defer errR.Close()
+	defer evR.Close()
 
-	tty := newTerminal(int(os.Stdin.Fd()))
 	cmd := exec.Command("/proc/self/exe", InitArg)
 	cmd.Args[0] = "nook"
 	cmd.Env = []string{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{cfgR, errW}
+	cmd.ExtraFiles = []*os.File{cfgR, errW, self, evW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWNS,
-		Pdeathsig:  syscall.SIGKILL,
-		// With a terminal, the command gets its own process group in the
-		// foreground: the terminal's signals (^C, ^Z, ^\) reach it alone,
-		// never both it and nook, and job control works in a guest shell.
-		Foreground: tty != nil,
-		Ctty:       int(os.Stdin.Fd()),
+		// __init is the PID namespace's init: when it exits, for whatever
+		// reason, the kernel kills every process left in the namespace.
+		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		// Set between fork and exec; Go's check of getppid() after it
+		// cannot work in a new PID namespace (0 there), __init checks
+		// the pidfd instead.
+		Pdeathsig: syscall.SIGKILL,
+		// A process group of its own, never the terminal's foreground:
+		// signals sent to nook's group or by the terminal must reach the
+		// command once, not again through __init.
+		Setpgid: true,
 	}
 
 	sigc := make(chan os.Signal, 16)
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
 
-	if err := cmd.Start(); err != nil {
-		cfgR.Close()
-		errW.Close()
-		return rootfs.ExitToolFailure, fmt.Errorf("start %s: %w", InitArg, err)
-	}
+	err = cmd.Start()
 	cfgR.Close()
 	errW.Close()
+	evW.Close()
+	self.Close()
+	if err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("start %s: %w", InitArg, err)
+	}
 	pid := cmd.Process.Pid
 	if tty != nil {
-		tty.child = pid
 		defer tty.restore()
 	}
 
 	done := make(chan struct{})
 	defer close(done)
+	ready := make(chan struct{})
+	events := make(chan struct{})
 	go func() {
+		defer close(events)
+		readEvents(evR, ready, tty)
+	}()
+	go func() {
+		// Signals wait here until __init catches them: before that, as
+		// pid 1 without a handler, it would drop them, or Go's default
+		// handler would make it exit 2.
+		select {
+		case <-ready:
+		case <-done:
+			return
+		}
 		for {
 			select {
 			case s := <-sigc:
@@ -160,8 +209,11 @@ func Run(cfg *Config) (int, error) {
 	cfgW.Close()
 
 	msg, _ := io.ReadAll(errR)
-	ws, err := wait(pid, tty)
+	ws, err := wait(pid)
 	cmd.Process.Release()
+	// A stop reported just before the end is handled before the terminal
+	// is given back.
+	<-events
 	if err != nil {
 		return rootfs.ExitToolFailure, err
 	}
@@ -174,6 +226,8 @@ func Run(cfg *Config) (int, error) {
 	}
 	switch {
 	case ws.Exited():
+		// __init exits with the command's code, or 128+N when the
+		// command died of signal N (pid 1 cannot die of its own signal).
 		return ws.ExitStatus(), nil
 	case ws.Signaled():
 		return rootfs.ExitSignalBase + int(ws.Signal()), nil
@@ -181,31 +235,42 @@ func Run(cfg *Config) (int, error) {
 	return rootfs.ExitToolFailure, fmt.Errorf("unexpected wait status %#x", ws)
 }
 
+// readEvents reads __init's events until it exits: ready closes ready,
+// stopped suspends nook with the command (job control on tty).
+func readEvents(r *os.File, ready chan<- struct{}, tty *terminal) {
+	isReady := false
+	buf := make([]byte, 64)
+	for {
+		n, err := r.Read(buf)
+		for _, ev := range buf[:n] {
+			switch {
+			case ev == eventReady && !isReady:
+				isReady = true
+				close(ready)
+			case ev == eventStopped && tty != nil:
+				tty.suspend()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 // forwarded are the signals nook passes on to the command: those a user or
 // a batch system sends to stop or poke a job.
-var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+var forwarded = []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
 
-// wait reaps the child. With a terminal it also follows job control: when
-// the command is stopped (^Z), nook takes the terminal back and stops itself
-// so the shell that started it regains control; when continued (fg), it
-// hands the terminal back and continues the command.
-func wait(pid int, tty *terminal) (unix.WaitStatus, error) {
-	flags := 0
-	if tty != nil {
-		flags = unix.WUNTRACED
-	}
+// wait reaps __init.
+func wait(pid int) (unix.WaitStatus, error) {
 	for {
 		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, flags, nil)
+		_, err := unix.Wait4(pid, &ws, 0, nil)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("wait for the command: %w", err)
-		}
-		if ws.Stopped() {
-			tty.suspend()
-			continue
+			return 0, fmt.Errorf("wait for %s: %w", InitArg, err)
 		}
 		return ws, nil
 	}
@@ -213,9 +278,8 @@ func wait(pid int, tty *terminal) (unix.WaitStatus, error) {
 
 // terminal is nook's controlling terminal when nook runs in its foreground.
 type terminal struct {
-	fd    int
-	pgrp  int // nook's own process group, the foreground one at start
-	child int
+	fd   int
+	pgrp int // nook's own process group, the foreground one at start
 }
 
 // newTerminal returns the terminal on fd if it is nook's controlling
@@ -247,20 +311,28 @@ func (t *terminal) setForeground(pgrp int) {
 
 func (t *terminal) restore() { t.setForeground(t.pgrp) }
 
+// suspend follows a stop of the command (^Z): nook takes the terminal back
+// and stops itself so the shell that started it regains control; when
+// continued (fg), it gives the terminal back to the group that had it (the
+// command's, or a job of a guest shell) and continues that group.
 func (t *terminal) suspend() {
+	fg, err := unix.IoctlGetInt(t.fd, unix.TIOCGPGRP)
+	if err != nil || fg == t.pgrp {
+		return
+	}
 	if !t.jobControl() {
 		// Nobody could continue a stopped nook (it leads its session, as
 		// under script(1) or ssh -t, or its group is orphaned): ^Z does
 		// nothing, as in a shell without job control.
-		unix.Kill(-t.child, unix.SIGCONT)
+		unix.Kill(-fg, unix.SIGCONT)
 		return
 	}
 	t.setForeground(t.pgrp)
 	// SIGSTOP, not SIGTSTP: the Go runtime has a handler for the latter.
 	unix.Kill(os.Getpid(), unix.SIGSTOP)
 	// Continued by the shell (fg).
-	t.setForeground(t.child)
-	unix.Kill(-t.child, unix.SIGCONT)
+	t.setForeground(fg)
+	unix.Kill(-fg, unix.SIGCONT)
 }
 
 // jobControl reports whether a job-control shell can continue nook after it
