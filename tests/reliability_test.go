@@ -245,13 +245,9 @@ func TestReliabilityKillNook(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		if !waitFor(5*time.Second, func() bool { return len(guestProcs(t, s1))+len(guestProcs(t, s2)) == 0 }) {
+			// Root mode: __init, the run's pid 1, dies of
+			// PR_SET_PDEATHSIG and the kernel kills its PID namespace.
 			n := killAll(t, s1) + killAll(t, s2)
-			if r.mode == "root" {
-				// The command itself dies (PR_SET_PDEATHSIG), its
-				// children are reparented and run on.
-				knownGap(t, "root mode: %d background processes of the guest outlived nook's SIGKILL (no PID namespace)", n)
-				return
-			}
 			t.Fatalf("%d guest processes outlived nook's SIGKILL", n)
 		}
 	})
@@ -327,11 +323,9 @@ func TestReliabilityForkMany(t *testing.T) {
 			t.Errorf("forker: %s", res)
 		}
 		if !waitFor(5*time.Second, func() bool { return len(guestProcs(t, tag)) == 0 }) {
+			// Root mode: __init exits with the command and the
+			// kernel kills the rest of its PID namespace.
 			n := killAll(t, tag)
-			if r.mode == "root" {
-				knownGap(t, "root mode: %d guest processes outlived the run (nook waits for the command only; no PID namespace)", n)
-				return
-			}
 			t.Fatalf("%d guest processes outlived the run", n)
 		}
 	})

@@ -209,7 +209,8 @@ func TestRootModeExitStatus(t *testing.T) {
 }
 
 // startNook starts nook run in the background and waits until its command
-// (comm) runs, i.e. has replaced nook's child.
+// (comm) runs, i.e. a process of that name below nook (the command is a
+// child of nook's __init, the run's pid 1).
 func startNook(t *testing.T, home, comm string, args ...string) (*exec.Cmd, *bytes.Buffer, int) {
 	t.Helper()
 	cmd := nookCmd(home, append([]string{"run", "--mode", "root"}, args...)...)
@@ -221,13 +222,58 @@ func startNook(t *testing.T, home, comm string, args ...string) (*exec.Cmd, *byt
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if pid := childWithComm(cmd.Process.Pid, comm); pid > 0 {
+		if pid := descendantWithComm(cmd.Process.Pid, comm); pid > 0 {
 			return cmd, &out, pid
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s never started: %s", comm, out.String())
 	return nil, nil, 0
+}
+
+// descendantWithComm returns the pid of a descendant of root whose command
+// name is comm, or 0.
+func descendantWithComm(root int, comm string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		c, ppid := procStat(pid)
+		if c != comm {
+			continue
+		}
+		for p, depth := ppid, 0; p > 1 && depth < 64; depth++ {
+			if p == root {
+				return pid
+			}
+			_, p = procStat(p)
+		}
+	}
+	return 0
+}
+
+// procStat returns the command name and parent pid of pid ("", 0 if it is
+// gone).
+func procStat(pid int) (string, int) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0
+	}
+	// pid (comm) state ppid ...
+	s := string(stat)
+	i := strings.LastIndexByte(s, ')')
+	j := strings.IndexByte(s, '(')
+	if i < 0 || j < 0 {
+		return "", 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return "", 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return s[j+1 : i], ppid
 }
 
 // childWithComm returns the pid of a child of ppid whose command name is
