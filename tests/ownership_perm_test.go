@@ -23,6 +23,8 @@ chmod 1777 /w/sticky && chmod 777 /w/rw && chown myuser /w/mine
 addgroup -g 2100 team && addgroup myuser team && chgrp team /w/grp && chmod 770 /w/grp
 touch /w/ro/f /w/rw/f /w/sticky/root /w/secret /w/grp/f /w/sink && chmod 600 /w/secret && chmod 666 /w/ro/f /w/sink
 chgrp team /w/grp/f && chmod 664 /w/grp/f
+mkdir -p /w/priv/sub /w/x711/sub && touch /w/priv/sub/f /w/x711/sub/f && chmod 666 /w/priv/sub/f /w/x711/sub/f
+chmod 700 /w/priv && chmod 711 /w/x711 && chmod 777 /w/priv/sub /w/x711/sub
 su other -c 'touch /w/sticky/other'
 touch /w/sticky/mine && chown myuser /w/sticky/mine
 `
@@ -61,6 +63,14 @@ t link-own ln /w/rw/new /w/rw/l3
 t group-write sh -c 'echo z > /w/grp/f && touch /w/grp/g'
 t mine sh -c 'cd /w/mine && touch a && mkdir b && mv a b/ && ln -s a s && rm -r b s'
 t home sh -c 'cd && touch a && rm a'
+t search-read cat /w/priv/sub/f
+t search-write sh -c 'echo > /w/priv/sub/f'
+t search-create touch /w/priv/sub/new
+t search-rm rm -f /w/priv/sub/f
+t search-mkdir mkdir /w/priv/sub/d
+t search-x-read cat /w/x711/sub/f
+t search-x-create sh -c 'touch /w/x711/sub/new && mv /w/x711/sub/new /w/x711/sub/new2 && rm /w/x711/sub/new2'
+t search-x-list ls /w/x711
 id
 stat -c '%u:%g %n' /w/rw/new /w/sticky/new /w/grp/g
 `

@@ -27,10 +27,15 @@ import (
 //     rule (EPERM), write on a directory that moves to another parent,
 //     and the protected_hardlinks rule for link's source.
 //
+//   - all of these and the stat family: search permission on every
+//     directory from the guest root down to the file's parent (may_lookup),
+//     on the path pathmap resolved (the directories of a symlink's own
+//     path are not seen, its target's are).
+//
 // Only files inside the guest's own tree are checked: bind mounts and
 // host files (/dev, /proc) are the kernel's to judge, with the real ids.
-// Search permission on the intermediate directories of a path is not
-// checked (pathmap walks them as the real user). A caller with
+// access and faccessat answer from own_access.go, without the search
+// check. A caller with
 // CAP_DAC_OVERRIDE and CAP_FOWNER (the guest root) passes every check
 // here, so these hooks cost nothing for it.
 //
@@ -55,6 +60,17 @@ func init() {
 	Register(unix.SYS_SYMLINKAT, Hook{Entry: func(c *Call) { permCreate(c, 1, 2) }})
 	Register(unix.SYS_LINK, Hook{Entry: func(c *Call) { permLink(c, noArg, 0, noArg, 1, 0) }})
 	Register(unix.SYS_LINKAT, Hook{Entry: func(c *Call) { permLink(c, 0, 1, 2, 3, c.Arg(4)) }})
+
+	// The stat family: search permission only (this file's hooks run
+	// before own_stat.go's, which emulate the calls).
+	Register(unix.SYS_STAT, Hook{Entry: func(c *Call) { permLookup(c, noArg, 0, true) }})
+	Register(unix.SYS_LSTAT, Hook{Entry: func(c *Call) { permLookup(c, noArg, 0, false) }})
+	Register(unix.SYS_NEWFSTATAT, Hook{Entry: func(c *Call) { permLookup(c, 0, 1, c.Arg(3)&unix.AT_SYMLINK_NOFOLLOW == 0) }})
+	Register(unix.SYS_STATX, Hook{Entry: func(c *Call) {
+		if c.Arg(1) != 0 {
+			permLookup(c, 0, 1, c.Arg(2)&unix.AT_SYMLINK_NOFOLLOW == 0)
+		}
+	}})
 
 	Register(unix.SYS_UNLINK, Hook{Entry: func(c *Call) { permDelete(c, noArg, 0, false) }})
 	Register(unix.SYS_RMDIR, Hook{Entry: func(c *Call) { permDelete(c, noArg, 0, true) }})
@@ -83,6 +99,46 @@ type permFile struct {
 	exists bool
 	st     ownership.Stat // real stat, if exists
 	view   ownership.Stat // guest view, if exists
+	// denied is set when a directory on the way may not be searched:
+	// the call fails with EACCES, whatever else.
+	denied bool
+}
+
+// permSearch checks search permission on dir and each of its ancestors up
+// to the guest root (the kernel's may_lookup on every component). The
+// host path is the one pathmap resolved: the directories of a symlink's
+// own path on the way are not seen, its target's are.
+func permSearch(c *Call, dir string) error {
+	cr := ownCreds(c.T.P)
+	for _, d := range permAncestors(dir) {
+		st, errno := ownStat(d, true)
+		if errno != 0 || st.Type() != unix.S_IFDIR {
+			return nil // the kernel's own error
+		}
+		if err := ownership.Permission(cr, ownRun.store.View(st, ownRun.host), ownership.MayExec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// permAncestors lists the guest root, then each directory down to dir,
+// which is in the guest's tree.
+func permAncestors(dir string) []string {
+	if !ownInside(dir) {
+		return nil
+	}
+	var out []string
+	for d := dir; ; d = filepath.Dir(d) {
+		out = append(out, d)
+		if d == ownRun.root || len(d) <= len(ownRun.root) {
+			break
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
 }
 
 // permLook resolves path argument pathArg (following a final symlink if
@@ -102,6 +158,10 @@ func permLook(c *Call, dirArg, pathArg int, follow bool) (f permFile, ok bool) {
 		return f, false
 	}
 	f.host = res.Host
+	if permSearch(c, filepath.Dir(res.Host)) != nil {
+		f.denied = true
+		return f, true
+	}
 	st, errno := ownStat(res.Host, follow)
 	switch errno {
 	case 0:
@@ -120,6 +180,17 @@ func permParent(f permFile) (ownership.Stat, bool) {
 		return ownership.Stat{}, false
 	}
 	return ownRun.store.View(st, ownRun.host), true
+}
+
+// permLookup fails a call whose path goes through a directory the caller
+// may not search.
+func permLookup(c *Call, dirArg, pathArg int, follow bool) {
+	if permCreds(c) == nil {
+		return
+	}
+	if f, ok := permLook(c, dirArg, pathArg, follow); ok && f.denied {
+		c.Fail(unix.EACCES)
+	}
 }
 
 // permMayCreate is may_create: write and search on the parent.
@@ -181,6 +252,10 @@ func permOpen(c *Call, dirArg, pathArg int, flags uint64) {
 	if !ok {
 		return
 	}
+	if f.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	switch {
 	case f.exists && excl:
 		// EEXIST, from the kernel.
@@ -220,6 +295,10 @@ func permTruncate(c *Call) {
 		return
 	}
 	f, ok := permLook(c, noArg, 0, true)
+	if ok && f.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || !f.exists || f.view.Type() != unix.S_IFREG {
 		return
 	}
@@ -235,6 +314,10 @@ func permCreate(c *Call, dirArg, pathArg int) {
 		return
 	}
 	f, ok := permLook(c, dirArg, pathArg, false)
+	if ok && f.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || f.exists {
 		return // EEXIST comes first, from the kernel
 	}
@@ -257,10 +340,18 @@ func permLink(c *Call, oldDir, oldPath, newDir, newPath int, flags uint64) {
 		return // linkat of a descriptor: CAP_DAC_READ_SEARCH, the kernel's
 	}
 	src, ok := permLook(c, oldDir, oldPath, flags&unix.AT_SYMLINK_FOLLOW != 0)
+	if ok && src.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || !src.exists {
 		return
 	}
 	dst, ok := permLook(c, newDir, newPath, false)
+	if ok && dst.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || dst.exists {
 		return
 	}
@@ -290,6 +381,10 @@ func permDelete(c *Call, dirArg, pathArg int, dir bool) {
 		return
 	}
 	f, ok := permLook(c, dirArg, pathArg, false)
+	if ok && f.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || !f.exists || (f.view.Type() == unix.S_IFDIR) != dir {
 		return // ENOENT, EISDIR, ENOTDIR: the kernel's
 	}
@@ -307,10 +402,18 @@ func permRename(c *Call, oldDir, oldPath, newDir, newPath int, flags uint64) {
 		return
 	}
 	src, ok := permLook(c, oldDir, oldPath, false)
+	if ok && src.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || !src.exists {
 		return
 	}
 	dst, ok := permLook(c, newDir, newPath, false)
+	if ok && dst.denied {
+		c.Fail(unix.EACCES)
+		return
+	}
 	if !ok || (dst.exists && flags&unix.RENAME_NOREPLACE != 0) || (!dst.exists && flags&unix.RENAME_EXCHANGE != 0) {
 		return
 	}
