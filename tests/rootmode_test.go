@@ -113,6 +113,54 @@ func TestRootModeAlpine(t *testing.T) {
 	}
 }
 
+// TestRootModePIDNamespace: the run has a PID namespace of its own whose
+// pid 1 is nook's __init: the guest's /proc lists the guest's processes
+// only, the command is pid 1's child (not pid 1, whose signals the kernel
+// filters), orphans are reaped (no zombies pile up), and what the command
+// leaves running dies when it exits.
+func TestRootModePIDNamespace(t *testing.T) {
+	requireRoot(t)
+	tree := rootTree(t)
+	home := t.TempDir()
+	script := `echo ppid=$PPID; tr '\0' ' ' < /proc/1/cmdline; echo
+( (sleep 0.2; exit 3) & ); ( (exit 4) & ); sleep 1
+cat /proc/[0-9]*/stat 2>/dev/null; exit 0`
+	r := runRoot(t, home, tree, "sh", "-c", script)
+	if r.Code != 0 {
+		t.Fatal(r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+	if len(lines) < 3 || lines[0] != "ppid=1" || strings.TrimSpace(lines[1]) != "nook __init" {
+		t.Fatalf("want the command as the child of pid 1, nook __init:\n%s", r)
+	}
+	var comms []string
+	for _, l := range lines[2:] {
+		// pid (comm) state ...
+		i, j := strings.IndexByte(l, '('), strings.LastIndexByte(l, ')')
+		if i < 0 || j < i {
+			t.Fatalf("odd stat line %q", l)
+		}
+		comm, state := l[i+1:j], strings.Fields(l[j+1:])[0]
+		if state == "Z" {
+			t.Errorf("zombie left unreaped by pid 1: %s", l)
+		}
+		comms = append(comms, comm)
+	}
+	// pid 1 (exe: nook started through /proc/self/exe) and the shell (the
+	// glob is expanded before cat starts).
+	sort.Strings(comms)
+	if strings.Join(comms, " ") != "exe sh" {
+		t.Errorf("guest /proc lists %q, want the guest's processes only", comms)
+	}
+
+	// The command's exit ends the run at once, background jobs included.
+	start := time.Now()
+	r = runRoot(t, home, tree, "sh", "-c", "sleep 100 & sleep 100 & exit 5")
+	if r.Code != 5 || time.Since(start) > 20*time.Second {
+		t.Fatalf("exit %d after %v: %s", r.Code, time.Since(start), r)
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
