@@ -99,9 +99,10 @@ su - myuser -c 'grep -E "^(Uid|Gid|Groups|CapEff|CapPrm):" /proc/self/status; to
 	}
 }
 
-// recvmsgC receives a datagram with recvmsg and prints the sender's name
-// from msg_name.
-const recvmsgC = `#include <stdio.h>
+// recvmsgC receives datagrams with recvmsg and recvmmsg and prints the
+// sender's name from msg_name.
+const recvmsgC = `#define _GNU_SOURCE
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -121,17 +122,31 @@ int main(int argc, char **argv) {
 	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1 };
 	if (recvmsg(d, &m, 0) != 2) { perror("recvmsg"); return 1; }
 	printf("%s from %s len %d\n", buf, from.sun_path, (int)m.msg_namelen);
+	/* recvmmsg: two datagrams, the first without a name buffer. */
+	sendto(e, "m1", 2, 0, (struct sockaddr *)&a, sizeof a);
+	sendto(e, "m2", 2, 0, (struct sockaddr *)&a, sizeof a);
+	char b1[4] = "", b2[4] = "";
+	struct sockaddr_un f2 = { 0 };
+	struct iovec v1 = { b1, 2 }, v2 = { b2, 2 };
+	struct mmsghdr mm[2] = {
+		{ .msg_hdr = { .msg_iov = &v1, .msg_iovlen = 1 } },
+		{ .msg_hdr = { .msg_name = &f2, .msg_namelen = sizeof f2, .msg_iov = &v2, .msg_iovlen = 1 } },
+	};
+	if (recvmmsg(d, mm, 2, MSG_WAITFORONE, 0) != 2) { perror("recvmmsg"); return 1; }
+	printf("%s %s from %s len %d\n", b1, b2, f2.sun_path, (int)mm[1].msg_hdr.msg_namelen);
 	return 0;
 }
 `
 
-// AF_UNIX names returned by recvmsg are guest paths, as recvfrom's.
+// AF_UNIX names returned by recvmsg and recvmmsg are guest paths, as
+// recvfrom's.
 func TestRootlessRecvmsgName(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "recvmsg", musl(t, recvmsgC, false), 0o755)
 	got := g.sh(t, "/recvmsg /tmp/r.sock")
 	// sun_family, the path and its NUL.
-	want := fmt.Sprintf("ok from /tmp/r.socke len %d\n", 2+len("/tmp/r.socke")+1)
+	n := 2 + len("/tmp/r.socke") + 1
+	want := fmt.Sprintf("ok from /tmp/r.socke len %d\nm1 m2 from /tmp/r.socke len %d\n", n, n)
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}

@@ -15,7 +15,8 @@ import (
 
 // AF_UNIX socket names are file names: translated when given (bind,
 // connect, sendto, sendmsg, sendmmsg) and translated back when returned
-// (getsockname, getpeername, accept, accept4, recvfrom, recvmsg).
+// (getsockname, getpeername, accept, accept4, recvfrom, recvmsg,
+// recvmmsg).
 
 const (
 	sunPathMax  = 108 // sizeof(sockaddr_un.sun_path)
@@ -48,6 +49,7 @@ func init() {
 	// reach: every recvmsg stops at entry, and only one with a msg_name
 	// at exit.
 	Register(unix.SYS_RECVMSG, Hook{Entry: recvmsgEntry})
+	Register(unix.SYS_RECVMMSG, Hook{Entry: recvmmsgEntry})
 }
 
 // unixPath returns the file name in a sockaddr, ok false when it is not a
@@ -269,6 +271,7 @@ func sendmmsgExit(c *Call) {
 type nameOut struct {
 	addr, lenp uint64
 	size       uint32
+	index      int // the message's index in a recvmmsg vector
 }
 
 func nameOutEntry(c *Call, addrArg, lenArg int) {
@@ -298,6 +301,45 @@ func recvmsgEntry(c *Call) {
 	c.T.mine = nameOut{addr: name, lenp: c.Arg(1) + 8, size: size}
 	c.ExitOnce(func(c *Call) {
 		if c != nil {
+			nameOutExit(c)
+		}
+	})
+}
+
+// recvmmsgEntry does recvmsgEntry's work for each message of the vector
+// that asks for a name; at exit, for the messages received.
+func recvmmsgEntry(c *Call) {
+	n := int(uint32(c.Arg(2)))
+	if n > uioMaxIOV {
+		n = uioMaxIOV
+	}
+	if n == 0 {
+		return
+	}
+	vec := make([]byte, n*mmsghdrSize)
+	if err := c.Read(c.Arg(1), vec); err != nil {
+		return // EFAULT, from the kernel
+	}
+	var names []nameOut
+	for i := 0; i < n; i++ {
+		h := vec[i*mmsghdrSize:]
+		name, size := binary.LittleEndian.Uint64(h[0:]), binary.LittleEndian.Uint32(h[8:])
+		if name != 0 && size != 0 {
+			names = append(names, nameOut{addr: name, lenp: c.Arg(1) + uint64(i*mmsghdrSize) + 8, size: size, index: i})
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	c.ExitOnce(func(c *Call) {
+		if c == nil || c.Result() <= 0 {
+			return
+		}
+		for _, no := range names {
+			if no.index >= int(c.Result()) {
+				break
+			}
+			c.T.mine = no
 			nameOutExit(c)
 		}
 	})
