@@ -184,5 +184,8 @@ func (c *Call) flush() error {
 	if len(c.writes) == 0 {
 		return nil
 	}
+	if c.region.size > 0 {
+		return writeRegion(c.T.Tid, c.data, c.writes)
+	}
 	return writeMany(c.T.Tid, c.data, c.writes)
 }

@@ -55,7 +55,7 @@ func init() {
 	// outside the guest, as if it did not exist. Argument 0 is the pid;
 	// pid 0 means the caller (or its group, for kill) and needs no stop.
 	for _, nr := range []int{
-		unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
+		unix.SYS_PROCESS_VM_READV,
 		unix.SYS_PIDFD_OPEN, unix.SYS_RT_SIGQUEUEINFO, unix.SYS_TKILL,
 	} {
 		Register(nr, Hook{Entry: func(c *Call) { pidArgs(c, 0) }})

@@ -37,6 +37,11 @@ func init() {
 	// process of the same user makes it do anything). gdb and strace do
 	// not work inside a rootless guest.
 	Deny(unix.SYS_PTRACE, unix.EPERM)
+	// One guest process writing another's memory could rewrite a path
+	// the tracer translated before the kernel reads it
+	// (confine_region.go); nothing but debuggers and checkpointers use
+	// it, and the kernel answers EPERM where ptrace is not allowed.
+	Deny(unix.SYS_PROCESS_VM_WRITEV, unix.EPERM)
 	// uselib loads a library by path (a.out era); no x86_64 program
 	// uses it.
 	Deny(unix.SYS_USELIB, unix.ENOSYS)

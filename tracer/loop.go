@@ -428,7 +428,11 @@ func (tr *tracer) restarted(c *Call) bool {
 	if l == nil {
 		return false
 	}
-	if err := writeMany(c.T.Tid, l.data, l.addrs); err != nil {
+	write := writeMany
+	if l.region.size > 0 {
+		write = writeRegion // read-only to the guest (confine_region.go)
+	}
+	if err := write(c.T.Tid, l.data, l.addrs); err != nil {
 		return false
 	}
 	return true

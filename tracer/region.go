@@ -38,6 +38,7 @@ type addrSpace struct {
 type injection struct {
 	orig unix.PtraceRegs
 	size uint64
+	seal region // the region being sealed (confine_region.go)
 }
 
 // reserve makes room for n more bytes of scratch data in this call. It
@@ -47,9 +48,13 @@ func (c *Call) reserve(n int) bool {
 	c.reserved += n
 	need := uint64(c.reserved) + 64
 	switch {
-	case c.reserved <= stackBudget || c.T.noRegion:
+	case c.T.noRegion:
 		return true
 	case c.region.size >= need:
+		return true
+	case c.reserved <= stackBudget && !c.tr.sharedMemory(c.T):
+		// Another thread could rewrite data below this one's stack
+		// pointer (confine_region.go).
 		return true
 	case c.region.size > 0:
 		// The region is too small for what follows: this call maps a
@@ -90,7 +95,7 @@ func (tr *tracer) startInjection(t *Thread, inj *injection) bool {
 	r.Orig_rax = unix.SYS_MMAP
 	r.Rdi = 0
 	r.Rsi = inj.size
-	r.Rdx = unix.PROT_READ | unix.PROT_WRITE
+	r.Rdx = unix.PROT_READ // written through /proc/PID/mem (confine_region.go)
 	r.R10 = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 	r.R8 = ^uint64(0)
 	r.R9 = 0
@@ -111,11 +116,19 @@ func (tr *tracer) finishInjection(t *Thread) {
 	if err := getRegs(t.Tid, &r); err != nil {
 		return
 	}
-	if res := int64(r.Rax); res < 0 && res > -4096 {
+	if inj.seal.size > 0 {
+		// The exit of the mseal: the region is mapped, sealed or not.
+		sealDone(int64(r.Rax))
+		t.P.as.free = append(t.P.as.free, inj.seal)
+	} else if res := int64(r.Rax); res < 0 && res > -4096 {
 		// No region: this thread's calls use the stack from now on.
 		t.noRegion = true
 	} else {
-		t.P.as.free = append(t.P.as.free, region{addr: r.Rax, size: inj.size})
+		reg := region{addr: r.Rax, size: inj.size}
+		if tr.startSeal(t, inj, reg, &r) {
+			return
+		}
+		t.P.as.free = append(t.P.as.free, reg)
 	}
 	r = inj.orig
 	r.Rip -= 2 // back on the syscall instruction

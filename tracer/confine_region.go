@@ -1,0 +1,94 @@
+package tracer
+
+import (
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Translated paths live in the guest's memory from the tracer's write until
+// the kernel copies them; a guest that rewrites them in between opens what
+// it likes (TestConfineRootlessRace, race-open-memory). So:
+//
+//   - scratch regions are mapped PROT_READ and then sealed with mseal(2)
+//     (Linux 6.10+), which makes the kernel refuse mprotect, munmap,
+//     mremap, mmap(MAP_FIXED) over them and madvise(MADV_DONTNEED), with
+//     no stop and whatever the address; the tracer writes them through
+//     /proc/PID/mem, which may write read-only pages;
+//   - a process whose address space other threads (or CLONE_VM children)
+//     share puts every scratch string in a region, never below the stack
+//     pointer, where the other threads can write;
+//   - no guest process writes another's memory: process_vm_writev is
+//     refused (deny.go) and /proc/PID/mem does not open (confine_proc.go).
+
+// sealUnsupported is set once mseal failed with ENOSYS or EINVAL (a kernel
+// before 6.10): regions are then read-only but not sealed.
+var sealUnsupported bool
+
+func init() {
+	// The injected mseal must come back to the tracer (its exit stop
+	// restores the call the region was mapped for): it stops like any
+	// hooked call. A guest's own mseal calls cost the same two stops.
+	Register(unix.SYS_MSEAL, Hook{Exit: func(*Call) {}})
+}
+
+// startSeal turns the exit stop of the injected mmap (registers r) into an
+// mseal of the new region; the region joins the address space at the
+// mseal's exit (finishInjection). It reports false when sealing is not
+// attempted.
+func (tr *tracer) startSeal(t *Thread, inj *injection, reg region, r *unix.PtraceRegs) bool {
+	if sealUnsupported {
+		return false
+	}
+	s := *r
+	s.Rip -= 2 // back on the syscall instruction
+	s.Rax = unix.SYS_MSEAL
+	s.Rdi, s.Rsi, s.Rdx = reg.addr, reg.size, 0
+	if err := setRegs(t.Tid, &s); err != nil {
+		return false
+	}
+	inj.seal = reg
+	t.injecting = inj
+	return true
+}
+
+// sealDone records the result of an injected mseal.
+func sealDone(res int64) {
+	if res == -int64(unix.ENOSYS) || res == -int64(unix.EINVAL) {
+		sealUnsupported = true
+	}
+}
+
+// sharedMemory reports whether another traced thread uses t's address
+// space (a thread of its process, or a vfork or CLONE_VM child).
+func (tr *tracer) sharedMemory(t *Thread) bool {
+	as := t.P.as
+	for _, o := range tr.threads {
+		if o != t && o.P.as == as {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRegion performs the writes of a call that uses a read-only region:
+// through /proc/TID/mem, which the tracer (the tracee's ptracer) may write
+// even where the tracee may not.
+func writeRegion(tid int, data []byte, ws []write) error {
+	f, err := os.OpenFile("/proc/"+strconv.Itoa(tid)+"/mem", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, w := range ws {
+		if w.n == 0 {
+			continue
+		}
+		// os.File.WriteAt retries EINTR and short writes.
+		if _, err := f.WriteAt(data[w.off:w.off+w.n], int64(w.addr)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
