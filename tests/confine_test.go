@@ -224,6 +224,18 @@ func TestConfineRootless(t *testing.T) {
 		// the tracer, which dispatches on the registers.
 		"guest-ret-trace-marker": "ENOENT",
 		"guest-ret-trace-inside": "ok",
+		// The scratch region holding long translated paths is
+		// read-only and sealed; no guest process writes guest memory
+		// behind the kernel's page protections.
+		"region-long-path":        "ok",
+		"region-found":            "yes",
+		"region-mprotect":         "EPERM",
+		"region-munmap":           "EPERM",
+		"region-mmap-fixed":       "EPERM",
+		"region-madvise-dontneed": "EPERM",
+		"region-mremap":           "EPERM",
+		"proc-self-mem":           "EACCES",
+		"process_vm_writev-self":  "EPERM",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -288,14 +300,18 @@ func TestConfineRootlessRace(t *testing.T) {
 		if attempts == 0 {
 			t.Errorf("%s: no attempt ran", k)
 		}
-		if escapes > 0 {
+		if escapes > 0 && k == "race-open-memory" {
+			// Closed: translated paths of a process with other
+			// threads go into a read-only, sealed region.
+			t.Errorf("%s: another thread rewrote the translated path in guest memory %d times in %d attempts", k, escapes, attempts)
+		} else if escapes > 0 {
 			escaped = true
 		}
 		t.Logf("%s: %d attempts, %d escapes", k, attempts, escapes)
 	}
 	t.Logf("files created beside the guest root: %d", len(created))
 	if escaped {
-		knownGap(t, "racing the tracer (a component swapped for a symlink, or the translated path overwritten in memory) led out of the guest; %d files created outside; counts in the log", len(created))
+		knownGap(t, "racing the tracer (a path component swapped for a symlink) led out of the guest; %d files created outside; counts in the log", len(created))
 	}
 }
 

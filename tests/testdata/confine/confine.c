@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -222,6 +223,53 @@ static void guest_trace(void) {
 	waitpid(c, &st, 0);
 }
 
+/* scratch_region attacks the region the tracer maps in the guest for long
+ * translated paths: found in /proc/self/maps (anonymous, read-only), it
+ * must stay read-only and in place whatever the guest tries, or another
+ * thread could rewrite a translated path before the kernel reads it. */
+static void scratch_region(void) {
+	/* A long host path (over the stack budget) makes the tracer map
+	 * one: three levels of 200-byte names. */
+	char longp[1024] = "/tmp", name[201];
+	memset(name, 'r', 200);
+	name[200] = 0;
+	for (int i = 0; i < 3; i++) {
+		strcat(longp, "/");
+		strcat(longp, name);
+		mkdir(longp, 0755);
+	}
+	strcat(longp, "/f");
+	result("region-long-path", open(longp, O_WRONLY | O_CREAT, 0644));
+	FILE *m = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned long lo = 0, hi = 0;
+	while (m && fgets(line, sizeof line, m)) {
+		unsigned long a, b, off, ino;
+		char perms[8], dev[16], name[256] = "";
+		if (sscanf(line, "%lx-%lx %7s %lx %15s %lu %255s", &a, &b, perms, &off, dev, &ino, name) >= 6 &&
+		    strcmp(perms, "r--p") == 0 && ino == 0 && name[0] == 0 && (b - a) % (64 << 10) == 0) {
+			lo = a, hi = b;
+		}
+	}
+	if (m) fclose(m);
+	if (!lo) {
+		printf("region-found: none\n");
+		return;
+	}
+	printf("region-found: yes\n");
+	size_t n = hi - lo;
+	result("region-mprotect", mprotect((void *)lo, n, PROT_READ | PROT_WRITE));
+	result("region-munmap", munmap((void *)lo, n));
+	void *r = mmap((void *)lo, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	result("region-mmap-fixed", r == MAP_FAILED ? -1 : 0);
+	result("region-madvise-dontneed", madvise((void *)lo, n, MADV_DONTNEED));
+	result("region-mremap", (long)mremap((void *)lo, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)(lo - n)) == -1 ? -1 : 0);
+	result("proc-self-mem", open("/proc/self/mem", O_RDWR));
+	char x[8] = "ESCAPED";
+	struct iovec l = { x, sizeof x }, rv = { (void *)lo, sizeof x };
+	result("process_vm_writev-self", process_vm_writev(getpid(), &l, 1, &rv, 1, 0));
+}
+
 static int untraced_child(void *arg) {
 	(void)arg;
 	int fd = open(marker, O_RDONLY);
@@ -392,6 +440,7 @@ int main(int argc, char **argv) {
 	printf("int80-execve: %ld\n", int80(11, "/bin/true", 0, 0));
 
 	user_notif();
+	scratch_region();
 	guest_trace();
 
 	/* An untraced clone inherits the filter: trapped calls fail. */
