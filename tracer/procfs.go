@@ -128,32 +128,36 @@ func procfsOpen(c *Call, dirArg, pathArg int, flags uint64) {
 	if flags&unix.O_ACCMODE != unix.O_RDONLY || flags&(unix.O_PATH|unix.O_DIRECTORY|unix.O_CREAT|unix.O_TMPFILE) != 0 {
 		return
 	}
-	var addr uint64
-	switch pathArg {
-	case 0:
-		addr = c.orig.Rdi
-	case 1:
-		addr = c.orig.Rsi
-	}
-	p, err := c.ReadString(addr)
-	if err != nil {
-		return
+	// The translation's result, when it rewrote the path, is in the data
+	// pushed for this stop: no need to read the guest's memory again.
+	host, ok := c.pushedString(c.Arg(pathArg))
+	if !ok {
+		var addr uint64
+		switch pathArg {
+		case 0:
+			addr = c.orig.Rdi
+		case 1:
+			addr = c.orig.Rsi
+		}
+		p, err := c.ReadString(addr)
+		if err != nil || !procfsName(p) {
+			return
+		}
+		res, errno := c.tr.resolve(c, dirArg, follow(p))
+		if errno != 0 {
+			return
+		}
+		host = res.Host
 	}
 	// Most opens end here, before any lookup.
-	switch p[strings.LastIndexByte(p, '/')+1:] {
-	case "status", "cmdline", "comm", "stat":
-	default:
+	if !procfsName(host) {
 		return
 	}
-	res, errno := c.tr.resolve(c, dirArg, follow(p))
-	if errno != 0 {
-		return
-	}
-	t, file, ok := c.tr.procfsTarget(res.Host)
+	t, file, ok := c.tr.procfsTarget(host)
 	if !ok {
 		return
 	}
-	real, err := os.ReadFile(res.Host)
+	real, err := os.ReadFile(host)
 	if err != nil {
 		return // the kernel's open gives the guest its own error
 	}
@@ -181,8 +185,30 @@ func procfsOpen(c *Call, dirArg, pathArg int, flags uint64) {
 	c.ExitOnce(func(*Call) { unlinkRetry(name) })
 }
 
+// procfsName reports whether path p ends in a name procfsOpen may
+// synthesize.
+func procfsName(p string) bool {
+	switch p[strings.LastIndexByte(p, '/')+1:] {
+	case "status", "cmdline", "comm", "stat":
+		return true
+	}
+	return false
+}
+
+// pushedString returns the string an earlier hook of this stop pushed at
+// addr (PushString), if any.
+func (c *Call) pushedString(addr uint64) (string, bool) {
+	for i := len(c.writes) - 1; i >= 0; i-- {
+		if w := c.writes[i]; w.addr == addr && w.n > 0 && c.data[w.off+w.n-1] == 0 {
+			return string(c.data[w.off : w.off+w.n-1]), true
+		}
+	}
+	return "", false
+}
+
 // ExitOnce runs f at the exit stop of this call only (also when the call
-// fails; not when the process dies first). A previous ExitOnce of the
+// fails; not when the process dies first, nor when a later hook of the
+// stop emulates or fails the call: procfs.go's hooks come last for open). A previous ExitOnce of the
 // thread whose call never reached its exit (the call was restarted to map
 // a scratch region first) runs now, with a nil Call.
 func (c *Call) ExitOnce(f func(*Call)) {
