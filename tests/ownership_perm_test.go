@@ -71,6 +71,7 @@ t search-mkdir mkdir /w/priv/sub/d
 t search-x-read cat /w/x711/sub/f
 t search-x-create sh -c 'touch /w/x711/sub/new && mv /w/x711/sub/new /w/x711/sub/new2 && rm /w/x711/sub/new2'
 t search-x-list ls /w/x711
+t dir-write sh -c 'echo > /w/ro/d'
 id
 stat -c '%u:%g %n' /w/rw/new /w/sticky/new /w/grp/g
 `

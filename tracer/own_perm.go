@@ -263,6 +263,9 @@ func permOpen(c *Call, dirArg, pathArg int, flags uint64) {
 		if f.view.Type() == unix.S_IFLNK {
 			return // O_NOFOLLOW: ELOOP, from the kernel
 		}
+		if f.view.Type() == unix.S_IFDIR && mask&ownership.MayWrite != 0 {
+			return // EISDIR, which may_open reports first
+		}
 		if ownership.Permission(cr, f.view, mask) != nil {
 			c.Fail(unix.EACCES)
 		}
