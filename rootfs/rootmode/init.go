@@ -157,11 +157,12 @@ func startCommand(spec *rootfs.RunSpec, tty bool) (int, int, error) {
 		Files: []uintptr{0, 1, 2, specR.Fd(), errorFd},
 		Sys: &syscall.SysProcAttr{
 			// The command is not pid 1, so signals without a handler
-			// have their default effect on it (^C kills it: 130). It
-			// leads a process group of its own, the terminal's
-			// foreground one when there is a terminal (set between
-			// fork and exec with signals blocked).
-			Setpgid:    true,
+			// have their default effect on it (^C kills it: 130).
+			// With a terminal it leads a process group of its own,
+			// the terminal's foreground one (set between fork and
+			// exec with signals blocked); otherwise it stays in
+			// init's, which is nook's.
+			Setpgid:    tty,
 			Foreground: tty,
 			Ctty:       0,
 			PidFD:      &pidfd,

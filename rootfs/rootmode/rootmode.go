@@ -152,10 +152,13 @@ func Run(cfg *Config) (int, error) {
 		// cannot work in a new PID namespace (0 there), __init checks
 		// the pidfd instead.
 		Pdeathsig: syscall.SIGKILL,
-		// A process group of its own, never the terminal's foreground:
-		// signals sent to nook's group or by the terminal must reach the
-		// command once, not again through __init.
-		Setpgid: true,
+		// With a terminal, a process group of its own, never the
+		// foreground one: the terminal's signals must reach the command
+		// once, not again through __init. Without one (or with nook in
+		// the background) __init and the command stay in nook's group,
+		// as a command run by chroot would: a shell's fg continues them
+		// all, and a signal to the group reaches the whole guest.
+		Setpgid: tty != nil,
 	}
 
 	sigc := make(chan os.Signal, 16)
