@@ -185,7 +185,7 @@ func (c *Call) flush() error {
 		return nil
 	}
 	if c.region.size > 0 {
-		return writeRegion(c.T.Tid, c.data, c.writes)
+		return writeRegion(c.T, c.data, c.writes)
 	}
 	return writeMany(c.T.Tid, c.data, c.writes)
 }

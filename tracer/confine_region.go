@@ -73,22 +73,74 @@ func (tr *tracer) sharedMemory(t *Thread) bool {
 }
 
 // writeRegion performs the writes of a call that uses a read-only region:
-// through /proc/TID/mem, which the tracer (the tracee's ptracer) may write
+// through /proc/PID/mem, which the tracer (the tracee's ptracer) may write
 // even where the tracee may not.
-func writeRegion(tid int, data []byte, ws []write) error {
-	f, err := os.OpenFile("/proc/"+strconv.Itoa(tid)+"/mem", os.O_RDWR, 0)
+func writeRegion(t *Thread, data []byte, ws []write) error {
+	f, err := memFile(t)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
 	for _, w := range ws {
 		if w.n == 0 {
 			continue
 		}
 		// os.File.WriteAt retries EINTR and short writes.
 		if _, err := f.WriteAt(data[w.off:w.off+w.n], int64(w.addr)); err != nil {
+			dropMemFile(t.P.as)
 			return err
 		}
 	}
 	return nil
+}
+
+// memFiles caches the /proc/PID/mem descriptors of the address spaces that
+// used a region last: a multi-threaded guest (any Go or Java program) puts
+// every translated path there, and opening the file costs as much as the
+// write. A descriptor pins only the mm_struct of its address space, not
+// its memory, and execve gives the process a new addrSpace (a new key), so
+// a stale entry is never used; the least recently used one is closed.
+var memFiles struct {
+	e    [16]memEntry
+	tick uint64
+}
+
+type memEntry struct {
+	as   *addrSpace
+	f    *os.File
+	used uint64
+}
+
+func memFile(t *Thread) (*os.File, error) {
+	memFiles.tick++
+	as := t.P.as
+	lru := 0
+	for i := range memFiles.e {
+		e := &memFiles.e[i]
+		if e.as == as {
+			e.used = memFiles.tick
+			return e.f, nil
+		}
+		if e.used < memFiles.e[lru].used {
+			lru = i
+		}
+	}
+	f, err := os.OpenFile("/proc/"+strconv.Itoa(t.Tid)+"/mem", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	e := &memFiles.e[lru]
+	if e.f != nil {
+		e.f.Close()
+	}
+	*e = memEntry{as: as, f: f, used: memFiles.tick}
+	return f, nil
+}
+
+func dropMemFile(as *addrSpace) {
+	for i := range memFiles.e {
+		if e := &memFiles.e[i]; e.as == as {
+			e.f.Close()
+			*e = memEntry{}
+		}
+	}
 }

@@ -428,11 +428,13 @@ func (tr *tracer) restarted(c *Call) bool {
 	if l == nil {
 		return false
 	}
-	write := writeMany
+	var err error
 	if l.region.size > 0 {
-		write = writeRegion // read-only to the guest (confine_region.go)
+		err = writeRegion(c.T, l.data, l.addrs) // read-only to the guest (confine_region.go)
+	} else {
+		err = writeMany(c.T.Tid, l.data, l.addrs)
 	}
-	if err := write(c.T.Tid, l.data, l.addrs); err != nil {
+	if err != nil {
 		return false
 	}
 	return true
