@@ -94,6 +94,15 @@ func knownGap(t *testing.T, format string, args ...any) {
 // guestProcs returns the pids of the processes that have arg as one of
 // their arguments, other than nook itself and shells running a script
 // that mentions it.
+// nookBinResolved is nookBin with symlinks resolved, as /proc/PID/exe
+// shows it.
+func nookBinResolved() string {
+	if p, err := filepath.EvalSymlinks(nookBin); err == nil {
+		return p
+	}
+	return nookBin
+}
+
 func guestProcs(t *testing.T, arg string) []string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc")
@@ -107,6 +116,12 @@ func guestProcs(t *testing.T, arg string) []string {
 			continue
 		}
 		argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		// nook itself (whatever the binary under test is called, and its
+		// re-executed stages, which run as /proc/self/exe) is not a guest
+		// process.
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && (exe == nookBin || exe == nookBinResolved()) {
+			continue
+		}
 		if filepath.Base(argv[0]) == "nook" {
 			continue
 		}
