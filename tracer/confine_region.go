@@ -22,9 +22,15 @@ import (
 //   - no guest process writes another's memory: process_vm_writev is
 //     refused (deny.go) and /proc/PID/mem does not open (confine_proc.go).
 
-// sealUnsupported is set once mseal failed with ENOSYS or EINVAL (a kernel
-// before 6.10): regions are then read-only but not sealed.
-var sealUnsupported bool
+// sealUnsupported is set when the kernel has no mseal (before 6.10):
+// regions are then read-only but not sealed. It is asked of the kernel
+// here, not of the injected calls, whose errors a filter of the guest's
+// own may forge.
+var sealUnsupported = func() bool {
+	// A zero length seals nothing and succeeds where mseal exists.
+	_, _, e := unix.RawSyscall(unix.SYS_MSEAL, 0, 0, 0)
+	return e == unix.ENOSYS
+}()
 
 func init() {
 	// The injected mseal must come back to the tracer (its exit stop
@@ -34,9 +40,11 @@ func init() {
 }
 
 // startSeal turns the exit stop of the injected mmap (registers r) into an
-// mseal of the new region; the region joins the address space at the
-// mseal's exit (finishInjection). It reports false when sealing is not
-// attempted.
+// mseal of the new region. The thread is resumed with PTRACE_SYSCALL (see
+// loop.go), so the mseal's entry and exit stops come whatever a filter of
+// the guest's own answers for it (ERRNO or TRAP outrank the tracer's
+// TRACE and would otherwise return to the guest with the mseal's
+// registers). It reports false when sealing is not attempted.
 func (tr *tracer) startSeal(t *Thread, inj *injection, reg region, r *unix.PtraceRegs) bool {
 	if sealUnsupported {
 		return false
@@ -50,14 +58,66 @@ func (tr *tracer) startSeal(t *Thread, inj *injection, reg region, r *unix.Ptrac
 	}
 	inj.seal = reg
 	t.injecting = inj
+	t.exitNr = unix.SYS_MSEAL
 	return true
 }
 
-// sealDone records the result of an injected mseal.
-func sealDone(res int64) {
-	if res == -int64(unix.ENOSYS) || res == -int64(unix.EINVAL) {
-		sealUnsupported = true
+// sealStop handles a syscall stop of the injected mseal (registers r). At
+// the entry stop it keeps the injection and reports false. At the exit
+// stop of a sealed region it adds the region and reports true: the call it
+// was mapped for enters again. If the mseal failed (a filter of the
+// guest's own refused it), the region is never used and that call fails
+// with the same error, with its own registers back.
+func (tr *tracer) sealStop(t *Thread, inj *injection, r *unix.PtraceRegs) bool {
+	if !inj.sealEntered && syscallStopOp(t.Tid) == ptraceSyscallInfoEntry {
+		inj.sealEntered = true
+		t.injecting = inj
+		t.exitNr = unix.SYS_MSEAL
+		return false
 	}
+	if res := int64(r.Rax); res != 0 {
+		if res >= 0 || res < -4095 {
+			res = -int64(unix.EPERM)
+		}
+		f := inj.orig
+		f.Rax = uint64(res)
+		setRegs(t.Tid, &f)
+		return false
+	}
+	t.P.as.free = append(t.P.as.free, inj.seal)
+	return true
+}
+
+// resumeSyscall reports whether t must be resumed with PTRACE_SYSCALL: it
+// is on its way into or out of an injected mseal.
+func resumeSyscall(t *Thread) bool {
+	return t.injecting != nil && t.injecting.seal.size > 0
+}
+
+// injectionExit reports whether the syscall stop of syscall nr is one the
+// injection in progress waits for. The mmap's exit comes straight after its
+// entry; the mseal's entry and exit stops come from PTRACE_SYSCALL, unless
+// a signal arrives first: its delivery resumes the thread with PTRACE_CONT,
+// the handler's calls stop as usual (its own mseal is told apart by the
+// arguments), and the mseal stops at its seccomp stop like any hooked call.
+// Only a guest that both takes a signal there and refuses mseal in a filter
+// of its own returns from the mseal unseen, with the mseal's registers: its
+// region is never used (it is added only at the exit stop of a successful
+// mseal), and the next call that needs one maps another.
+func (tr *tracer) injectionExit(t *Thread, nr int) bool {
+	inj := t.injecting
+	if inj.seal.size == 0 {
+		return true
+	}
+	if nr != unix.SYS_MSEAL {
+		return false
+	}
+	var r unix.PtraceRegs
+	if err := getRegs(t.Tid, &r); err != nil {
+		return false
+	}
+	// rdi and rsi survive the call (only rax, rcx and r11 change).
+	return r.Rdi == inj.seal.addr && r.Rsi == inj.seal.size
 }
 
 // sharedMemory reports whether another traced thread uses t's address

@@ -129,7 +129,11 @@ func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
 		// Syscall-exit stop (entry stops never happen: syscalls are
 		// resumed with PTRACE_SYSCALL only from their seccomp stop).
 		tr.syscallExit(t)
-		err = cont(t.Tid, 0)
+		if resumeSyscall(t) {
+			err = syscallStop(t.Tid) // an injected mseal (confine_region.go)
+		} else {
+			err = cont(t.Tid, 0)
+		}
 	case sig == unix.SIGTRAP && event == unix.PTRACE_EVENT_SECCOMP:
 		if tr.syscallEntry(t) {
 			err = syscallStop(t.Tid)
@@ -339,7 +343,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 func (tr *tracer) syscallExit(t *Thread) {
 	nr := t.exitNr
 	t.exitNr = -1
-	if t.injecting != nil {
+	if t.injecting != nil && tr.injectionExit(t, nr) {
 		tr.finishInjection(t)
 		return
 	}

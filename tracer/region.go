@@ -39,6 +39,8 @@ type injection struct {
 	orig unix.PtraceRegs
 	size uint64
 	seal region // the region being sealed (confine_region.go)
+	// sealEntered: the mseal's syscall-entry stop was seen.
+	sealEntered bool
 }
 
 // reserve makes room for n more bytes of scratch data in this call. It
@@ -117,9 +119,10 @@ func (tr *tracer) finishInjection(t *Thread) {
 		return
 	}
 	if inj.seal.size > 0 {
-		// The exit of the mseal: the region is mapped, sealed or not.
-		sealDone(int64(r.Rax))
-		t.P.as.free = append(t.P.as.free, inj.seal)
+		// The mseal's entry or exit stop (confine_region.go).
+		if !tr.sealStop(t, inj, &r) {
+			return
+		}
 	} else if res := int64(r.Rax); res < 0 && res > -4096 {
 		// No region: this thread's calls use the stack from now on.
 		t.noRegion = true
