@@ -223,6 +223,8 @@ static void guest_trace(void) {
 	waitpid(c, &st, 0);
 }
 
+static void mseal_refused_start(const char *self, const char *longp);
+
 /* scratch_region attacks the region the tracer maps in the guest for long
  * translated paths: found in /proc/self/maps (anonymous, read-only), it
  * must stay read-only and in place whatever the guest tries, or another
@@ -257,6 +259,7 @@ static void scratch_region(void) {
 		return;
 	}
 	printf("region-found: yes\n");
+	mseal_refused_start("/confine", longp);
 	size_t n = hi - lo;
 	result("region-mprotect", mprotect((void *)lo, n, PROT_READ | PROT_WRITE));
 	result("region-munmap", munmap((void *)lo, n));
@@ -276,7 +279,44 @@ static int untraced_child(void *arg) {
 	_exit(fd >= 0 ? 42 : errno == ENOSYS ? 38 : 1);
 }
 
+/* mseal_refused runs in a program started under a filter of the guest's
+ * own that refuses mseal: a call that needs a fresh scratch region must
+ * fail (with the filter's errno) rather than use an unsealed one. */
+static int mseal_refused(const char *longp) {
+	setvbuf(stdout, 0, _IONBF, 0);
+	result("region-mseal-refused", open(longp, O_RDONLY));
+	result("region-mseal-refused-again", open(longp, O_RDONLY));
+	result("region-mseal-refused-short", open("/etc/alpine-release", O_RDONLY));
+	return 0;
+}
+
+static void mseal_refused_start(const char *self, const char *longp) {
+	pid_t c = fork();
+	if (c == 0) {
+		struct bpf_insn f[] = {
+			{ 0x20, 0, 0, 0 },                /* ld [nr] */
+			{ 0x15, 0, 1, 462 },              /* jeq mseal */
+			{ 0x06, 0, 0, 0x00050000U | EPERM }, /* ret ERRNO(EPERM) */
+			{ 0x06, 0, 0, 0x7fff0000U },      /* ret ALLOW */
+		};
+		struct bpf_prog prog = { 4, f };
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if (syscall(SYS_seccomp, 1, 0, &prog) < 0) {
+			printf("region-mseal-refused: filter %s\n", ename(errno));
+			_exit(0);
+		}
+		execl(self, self, "--mseal-refused", longp, (char *)0);
+		printf("region-mseal-refused: exec %s\n", ename(errno));
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		printf("region-mseal-refused-status: %#x\n", st);
+}
+
 int main(int argc, char **argv) {
+	if (argc == 3 && strcmp(argv[1], "--mseal-refused") == 0) return mseal_refused(argv[2]);
 	if (argc < 6) return 2;
 	marker = argv[1]; content = argv[2]; hostsock = argv[3]; sleeper = atoi(argv[4]); abstract = argv[5];
 	snprintf(hostrel, sizeof hostrel, "%s", marker + 1);
