@@ -54,6 +54,8 @@ func hostSleeper(t *testing.T, g *guest, dir, f string) int {
 	}
 	defer fd.Close()
 	cmd := g.u.Command("sleep", "1000")
+	// A process group of its own, outside the guest's.
+	cmd.SysProcAttr.Setpgid = true
 	cmd.Dir = dir
 	cmd.ExtraFiles = []*os.File{fd}
 	if err := cmd.Start(); err != nil {
@@ -212,6 +214,8 @@ func TestConfineRootless(t *testing.T) {
 		"proc-host-cmdline":          "ok",
 		"proc-nook-fds":              "none",
 		"kill-guest-child":           "ok",
+		"killpg-host-group":          "EPERM",
+		"kill-own-group":             "ok",
 		"kill-minus-one":             "ok",
 		"kill-minus-one-child":       "killed",
 		// A host directory descriptor is not followed through /proc.

@@ -593,6 +593,8 @@ int main(int argc, char **argv) {
 	snprintf(p, sizeof p, "/proc/%d/mem", sleeper);
 	result("proc-host-mem", open(p, O_RDWR));
 	result("kill-host-process", kill(sleeper, 0));
+	result("killpg-host-group", kill(-getpgid(sleeper), 0));
+	result("kill-own-group", kill(0, 0));
 	result("tgkill-host-process", syscall(SYS_tgkill, sleeper, sleeper, 0));
 	result("sigqueue-host-process", sigqueue(sleeper, 0, (union sigval){0}));
 	result("pidfd_open-host", syscall(SYS_pidfd_open, sleeper, 0));
