@@ -325,10 +325,10 @@ func TestConfineRootlessRace(t *testing.T) {
 }
 
 // TestConfineRootModeSameUID: in root mode the guest user's uid is a host
-// uid (no user namespace) and /proc is the host's PID namespace, so a guest
-// user whose uid matches a host account with running processes follows
-// /proc/PID/root of those processes into the host's tree. Known gap
-// (docs/security.md), closed by a PID namespace with its own /proc.
+// uid (no user namespace), so a guest user whose uid matches a host account
+// with running processes could follow /proc/PID/root of those processes into
+// the host's tree if the guest saw the host's PID namespace. Root mode's own
+// PID namespace and /proc close that route (docs/security.md).
 func TestConfineRootModeSameUID(t *testing.T) {
 	u := unprivileged(t)
 	home := t.TempDir()
