@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Buckets and meta keys of the database (see docs/parts/design-ownership.md).
+// Buckets and meta keys of the database (see docs/design.md, "Fake ownership").
 var (
 	bucketFiles   = []byte("files")   // Key -> Record
 	bucketMeta    = []byte("meta")    // see meta* keys

@@ -3,7 +3,7 @@ package tracer
 import "golang.org/x/sys/unix"
 
 // Calls that would bypass path translation fail in the seccomp filter
-// itself (no stop): see docs/parts/design-tracer.md for the choice of each
+// itself (no stop): see docs/design.md, "The rootless tracer", for the choice of each
 // errno.
 func init() {
 	// io_uring performs opens, stats and renames in the kernel with no
