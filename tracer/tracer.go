@@ -1,9 +1,9 @@
 // Package tracer runs a guest command under a ptrace + seccomp tracer that
 // translates file names through pathmap and fakes ownership (rootless mode).
 //
-// The guest starts as a re-execution of nook itself (TraceeMain, behind the
-// hidden __tracee subcommand) that the tracer seizes before it loads the
-// seccomp filter and executes the guest command. From then on every guest
+// The guest starts as a plain fork running no Go code (spawnTracee) that the
+// tracer seizes before it loads the seccomp filter and executes the guest
+// command. From then on every guest
 // syscall listed in the table (see Register) stops in the tracer; all other
 // syscalls run untouched.
 package tracer
