@@ -77,7 +77,7 @@ static void nook_write_int(int fd, int v) {
 	nook_write_all(fd, buf + i, sizeof buf - i);
 }
 
-// nook_report writes "KIND ERRNO MSG" (the format TraceeMain uses) and
+// nook_report writes "KIND ERRNO MSG" (the format Run parses) and
 // exits.
 static void nook_report(struct nook_spawn *s, const char *kind, size_t kind_len, int err,
 		const char *msg, size_t msg_len, const char *tail, size_t tail_len) {
@@ -213,8 +213,8 @@ import (
 // The guest's first process is a fork of nook that runs no Go code: it
 // waits until the tracer has seized it, loads the seccomp filter (generated
 // once, here, by libseccomp) and executes the guest command, searching the
-// guest PATH like execvp. Re-executing nook as "nook __tracee" for that
-// (TraceeMain) costs a second start of the Go runtime, whose threads the
+// guest PATH like execvp. Re-executing nook for that (as an earlier
+// version did) costs a second start of the Go runtime, whose threads the
 // tracer must also follow and see die at the execve: measured, several
 // milliseconds of every rootless start (docs/performance.md).
 
@@ -276,7 +276,7 @@ func exportFilter() ([]C.struct_sock_filter, error) {
 
 // spawnTracee starts the guest's first process for ts (see above). It
 // reads start until EOF, then loads the filter and executes the command;
-// why it could not is written to report ("KIND ERRNO MSG", as TraceeMain).
+// why it could not is written to report ("KIND ERRNO MSG").
 // startW and reportR are the tracer's ends of the two pipes.
 func spawnTracee(ts traceeSpec, start, startW, reportR, report *os.File) (int, error) {
 	var pinner []*C.char

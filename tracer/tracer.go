@@ -74,12 +74,6 @@ type traceeSpec struct {
 	Login   bool
 }
 
-// Child's file descriptors besides stdio.
-const (
-	traceeStartFD = 3 // read end: the spec, then EOF once seized
-	traceeErrFD   = 4 // write end, close-on-exec: why exec failed
-)
-
 // Run starts spec under the tracer and waits until the guest's first process
 // exits. It returns the exit status the run command must exit with
 // (following rootfs.Exit* conventions), or an error when nook itself failed.

@@ -26,8 +26,7 @@ type cli struct {
 	Export exportCmd `cmd:"" help:"Write a stored rootfs, with its recorded owners and modes, to a tarball."`
 
 	// Internal entry points used when nook re-executes itself; hidden.
-	Init   initCmd   `cmd:"" name:"__init" hidden:""`
-	Tracee traceeCmd `cmd:"" name:"__tracee" hidden:""`
+	Init initCmd `cmd:"" name:"__init" hidden:""`
 }
 
 func main() {
