@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nook/ownership"
+	"nook/pathmap"
 )
 
 // The stat family is emulated at its seccomp stop: the tracer resolves the
@@ -29,23 +30,24 @@ func init() {
 // whether to follow a final symlink. A path argument of "" with
 // AT_EMPTY_PATH, a NULL path (statx), or no path argument at all names
 // the file open on the dirfd.
-// isFd is set when the path is a /proc/PID/fd/N link.
-func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, fol, isFd bool, errno unix.Errno) {
+// isFd is set when the path is a /proc/PID/fd/N link. res is pathmap's
+// result for a path argument (nil otherwise), for statInRoot.
+func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, res *pathmap.Result, fol, isFd bool, errno unix.Errno) {
 	p := ""
 	if pathArg != noArg && c.Arg(pathArg) == 0 && !(c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0) {
-		return "", false, false, unix.EFAULT
+		return "", nil, false, false, unix.EFAULT
 	}
 	if pathArg != noArg && c.Arg(pathArg) != 0 {
 		s, err := c.ReadString(c.Arg(pathArg))
 		if err != nil {
-			return "", false, false, errnoOf(err)
+			return "", nil, false, false, errnoOf(err)
 		}
 		p = s
 	}
 	fdOnly := pathArg == noArg || (c.Arg(pathArg) == 0 && c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0)
 	if p == "" && !fdOnly {
 		if flags&unix.AT_EMPTY_PATH == 0 {
-			return "", false, false, unix.ENOENT
+			return "", nil, false, false, unix.ENOENT
 		}
 		fdOnly = true
 	}
@@ -57,20 +59,20 @@ func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (hos
 		if fd == unix.AT_FDCWD {
 			cwd, err := c.tr.cwdOf(c.T)
 			if err != nil {
-				return "", false, false, errnoOf(err)
+				return "", nil, false, false, errnoOf(err)
 			}
 			res, errno := c.tr.resolve(c, noArg, pathmapRequest(cwd, true))
-			return res.Host, true, false, errno
+			return res.Host, nil, true, false, errno
 		}
 		if fd < 0 {
-			return "", false, false, unix.EBADF
+			return "", nil, false, false, unix.EBADF
 		}
 		// The magic link reaches the open file itself, whatever it is
 		// (a pipe, a deleted file, a file outside the guest).
-		return fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, fd), true, true, 0
+		return fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, fd), nil, true, true, 0
 	}
-	res, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, follow))
-	return res.Host, follow, false, errno
+	r, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, follow))
+	return r.Host, &r, follow, false, errno
 }
 
 func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
@@ -84,7 +86,7 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		}
 		follow = flags&unix.AT_SYMLINK_NOFOLLOW == 0
 	}
-	host, follow, isFd, errno := ownStatTarget(c, dirArg, pathArg, flags, follow)
+	host, res, follow, isFd, errno := ownStatTarget(c, dirArg, pathArg, flags, follow)
 	if errno != 0 {
 		c.Fail(errno)
 		return
@@ -94,7 +96,16 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		at = unix.AT_SYMLINK_NOFOLLOW
 	}
 	var st unix.Stat_t
-	if err := ownRetry(func() error { return unix.Fstatat(unix.AT_FDCWD, host, &st, at) }); err != nil {
+	fd, inRoot, err := statInRoot(res, follow)
+	if inRoot {
+		if err == nil {
+			err = ownRetry(func() error { return unix.Fstat(fd, &st) })
+			unix.Close(fd)
+		}
+	} else {
+		err = ownRetry(func() error { return unix.Fstatat(unix.AT_FDCWD, host, &st, at) })
+	}
+	if err != nil {
 		c.Fail(ownFdErrno(err, isFd))
 		return
 	}
@@ -125,7 +136,7 @@ func ownStatxEntry(c *Call) {
 		c.Fail(unix.EINVAL)
 		return
 	}
-	host, follow, isFd, errno := ownStatTarget(c, 0, 1, flags, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	host, res, follow, isFd, errno := ownStatTarget(c, 0, 1, flags, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if errno != 0 {
 		c.Fail(errno)
 		return
@@ -136,9 +147,19 @@ func ownStatxEntry(c *Call) {
 	}
 	var stx unix.Statx_t
 	// Ask for the type and inode too: the store's key needs them.
-	err := ownRetry(func() error {
-		return unix.Statx(unix.AT_FDCWD, host, at, int(mask|unix.STATX_TYPE|unix.STATX_INO), &stx)
-	})
+	fd, inRoot, err := statInRoot(res, follow)
+	if inRoot {
+		if err == nil {
+			err = ownRetry(func() error {
+				return unix.Statx(fd, "", at&^unix.AT_SYMLINK_NOFOLLOW|unix.AT_EMPTY_PATH, int(mask|unix.STATX_TYPE|unix.STATX_INO), &stx)
+			})
+			unix.Close(fd)
+		}
+	} else {
+		err = ownRetry(func() error {
+			return unix.Statx(unix.AT_FDCWD, host, at, int(mask|unix.STATX_TYPE|unix.STATX_INO), &stx)
+		})
+	}
 	if err != nil {
 		c.Fail(ownFdErrno(err, isFd))
 		return
@@ -152,6 +173,15 @@ func ownStatxEntry(c *Call) {
 		return
 	}
 	c.Return(0)
+}
+
+// statInRoot opens the file of a stat-like call's path argument with
+// RESOLVE_IN_ROOT (rootfd.go), when res is one (not nil) and allows it.
+func statInRoot(res *pathmap.Result, follow bool) (fd int, ok bool, err error) {
+	if res == nil {
+		return -1, false, nil
+	}
+	return openInRootFd(*res, follow)
 }
 
 // ownFdErrno maps an error of a stat through /proc/PID/fd/N: a

@@ -196,6 +196,11 @@ func (tr *tracer) translateArg(c *Call, a pathArg) bool {
 	if a.busy {
 		c.T.invalidate = append(c.T.invalidate, res.Host)
 	}
+	if (a.follow == followOpen || c.Nr == unix.SYS_CREAT) && openInRoot(c, res) {
+		// The kernel resolves the guest path itself, inside the
+		// guest root whatever another thread swaps (rootfd.go).
+		return true
+	}
 	if tr.base != "" && len(res.Host) == len(tr.base)+1+len(p) &&
 		strings.HasPrefix(res.Host, tr.base) && res.Host[len(tr.base)] == '/' && strings.HasSuffix(res.Host, p) {
 		// The kernel, walking p from the same directory, reaches the

@@ -3,6 +3,7 @@ package tracer
 /*
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -42,6 +43,8 @@ struct nook_spawn {
 	char *const *envp;
 	const char *name; size_t name_len;
 	const char *notfound; size_t notfound_len; // appended to an ENOENT report
+	int root_fd;      // the tracer's descriptor of the guest root, or -1
+	int root_target;  // where the guest keeps it (rootfd.go)
 };
 
 // struct sigaction as rt_sigaction(2) takes it (glibc's differs, and its
@@ -111,6 +114,19 @@ static void nook_child(struct nook_spawn *s, const sigset_t *mask) {
 	if (s->prefail_len > 0) {
 		nook_write_all(s->report_fd, s->prefail, s->prefail_len);
 		_exit(125);
+	}
+	// Before the soft limit goes back down: dup2 refuses a target at or
+	// above it. dup2 clears close-on-exec on the copy, which the guest
+	// keeps for its whole life (rootfd.go).
+	if (s->root_fd >= 0) {
+		int r = s->root_fd == s->root_target
+			? fcntl(s->root_fd, F_SETFD, 0)
+			: dup2(s->root_fd, s->root_target);
+		if (r < 0) {
+			int e = errno;
+			nook_report(s, "start ", 6, e, "dup2 of the guest root descriptor: ", 35,
+				e < s->nerrstr ? s->errstr[e] : "", e < s->nerrstr ? strlen(s->errstr[e]) : 0);
+		}
 	}
 	if (nook_nofile_ok)
 		setrlimit(RLIMIT_NOFILE, &nook_nofile);
@@ -365,6 +381,10 @@ func spawnTracee(ts traceeSpec, start, startW, reportR, report *os.File) (int, e
 	s.envp = cvec(ts.Env)
 	s.name, s.name_len = cstr(name), C.size_t(len(name))
 	s.notfound, s.notfound_len = cstr(notfound), C.size_t(len(notfound))
+	s.root_fd, s.root_target = -1, guestRootFd
+	if rootRun.guest {
+		s.root_fd = C.int(rootRun.fd)
+	}
 
 	// Descriptors made without close-on-exec while the child holds copies
 	// would leak into the guest: fork under ForkLock, as os/exec does.

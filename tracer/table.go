@@ -35,9 +35,18 @@ type denial struct {
 	set   bool
 }
 
+// condDenial is a syscall the filter refuses itself only when its
+// arguments match.
+type condDenial struct {
+	nr    int
+	errno unix.Errno
+	when  []seccomp.ScmpCondition
+}
+
 var (
-	table   [maxSyscall][]Hook
-	denials [maxSyscall]denial
+	table       [maxSyscall][]Hook
+	denials     [maxSyscall]denial
+	condDenials []condDenial
 )
 
 // Register adds h to the hooks of syscall nr. It must be called from an
@@ -61,6 +70,14 @@ func Replace(nr int, h Hook) {
 func Deny(nr int, errno unix.Errno) {
 	checkNr(nr)
 	denials[nr] = denial{errno: errno, set: true}
+}
+
+// DenyWhen makes the filter fail nr with errno, without a stop, when its
+// arguments match when (all conditions must hold); other calls of nr go on
+// as before (untouched, or to their hooks).
+func DenyWhen(nr int, errno unix.Errno, when ...seccomp.ScmpCondition) {
+	checkNr(nr)
+	condDenials = append(condDenials, condDenial{nr: nr, errno: errno, when: when})
 }
 
 func checkNr(nr int) {
@@ -115,6 +132,11 @@ func buildFilter() (*seccomp.ScmpFilter, error) {
 	// comparisons instead of libseccomp's default linear chain. Older
 	// libseccomp versions lack the attribute; the filter is the same.
 	_ = f.SetOptimize(2)
+	for _, d := range condDenials {
+		if err := f.AddRuleConditional(seccomp.ScmpSyscall(d.nr), seccomp.ActErrno.SetReturnCode(int16(d.errno)), d.when); err != nil {
+			return nil, fmt.Errorf("seccomp rule for syscall %d: %w", d.nr, err)
+		}
+	}
 	for nr := 0; nr < maxSyscall; nr++ {
 		call := seccomp.ScmpSyscall(nr)
 		if d := denials[nr]; d.set {

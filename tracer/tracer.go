@@ -156,6 +156,11 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 	defer errR.Close()
 	defer errW.Close()
 
+	if err := openRoot(root); err != nil {
+		return rootfs.ExitToolFailure, fmt.Errorf("rootless: guest root: %w", err)
+	}
+	defer closeRoot()
+
 	pid, err := spawnTracee(traceeSpec{Argv: spec.Argv, Env: spec.Env, Workdir: spec.Workdir, Login: spec.Login}, startR, startW, errR, errW)
 	if err != nil {
 		return rootfs.ExitToolFailure, fmt.Errorf("rootless: starting the tracee: %w", err)

@@ -1,0 +1,285 @@
+package tracer
+
+import (
+	"encoding/binary"
+	"strings"
+
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+
+	"nook/pathmap"
+)
+
+// The symlink-swap race. The tracer resolves a guest path at the seccomp
+// stop and hands the kernel a host path; the kernel walks that path again
+// afterwards. Another guest thread (or process) that replaces a component
+// of it with a symlink in between — renameat2(RENAME_EXCHANGE) of a
+// directory and a symlink to "/" does it in one step — makes the kernel
+// follow the symlink on the host: out of the guest. No check in the tracer
+// can close that window, because the kernel's walk comes after every
+// check.
+//
+// What closes it is a walk the kernel itself keeps inside the guest root:
+// openat2(2) with RESOLVE_IN_ROOT treats its dirfd as the root for
+// everything the walk meets (absolute symlinks, ".."), atomically. So every
+// guest process holds an O_PATH descriptor of the guest root at fd
+// guestRootFd (the first process gets it from the tracer before its
+// execve; fork, clone and execve keep it), and:
+//
+//   - open, openat and creat become openat2(guestRootFd, canonical guest
+//     path, RESOLVE_IN_ROOT) with the same flags and mode;
+//   - the stat family, which the tracer emulates, opens the file with
+//     openat2(RESOLVE_IN_ROOT) from the tracer's own descriptor of the root
+//     and stats that descriptor.
+//
+// Whatever a racing thread swaps, the kernel's walk stays below the root.
+// The rewrite applies when pathmap's canonical result crosses no bind
+// (RESOLVE_IN_ROOT does not know nook's binds, which are not mounts): paths
+// into binds (/dev, /proc, /sys, --bind) still take the translated host
+// path, and so does every other path syscall (docs/security.md lists what
+// the race still reaches).
+//
+// The descriptor must stay what it is for the guest's whole life: the
+// filter fails close, dup2 and dup3 onto it and fcntl(F_SETFD) of it with
+// EBADF without a stop (they are hot: only those exact arguments are
+// refused), and close_range over it is split around it (closeRangeEntry).
+// Nothing else can replace or remove an open descriptor: new descriptors
+// (open, accept, recvmsg's SCM_RIGHTS, pidfd_getfd, F_DUPFD) take free
+// numbers only, and io_uring and seccomp listeners are refused.
+
+// guestRootFd is where every guest process holds the guest root. High, to
+// stay out of the way of programs that count on the lowest free numbers,
+// and below 1024, the soft RLIMIT_NOFILE most systems start with (a
+// descriptor at or above the limit cannot be created with dup2, though it
+// may be kept).
+const guestRootFd = 1023
+
+// rootRun is the state of the in-root resolution for this process's one
+// rootless run (like ownRun, set once before the loop starts).
+var rootRun struct {
+	// fd is the tracer's own O_PATH descriptor of the guest root (-1:
+	// none).
+	fd int
+	// host is the host path of the guest root.
+	host string
+	// guest is set when guest processes hold guestRootFd.
+	guest bool
+}
+
+func init() {
+	rootRun.fd = -1
+	// The arguments are 32-bit: the kernel ignores the upper half of the
+	// register, so must the filter.
+	fdIs := func(arg uint) seccomp.ScmpCondition {
+		c, err := seccomp.MakeCondition(arg, seccomp.CompareMaskedEqual, 0xffffffff, guestRootFd)
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}
+	setfd, err := seccomp.MakeCondition(1, seccomp.CompareMaskedEqual, 0xffffffff, unix.F_SETFD)
+	if err != nil {
+		panic(err)
+	}
+	DenyWhen(unix.SYS_CLOSE, unix.EBADF, fdIs(0))
+	DenyWhen(unix.SYS_DUP2, unix.EBADF, fdIs(1))
+	DenyWhen(unix.SYS_DUP3, unix.EBADF, fdIs(1))
+	DenyWhen(unix.SYS_FCNTL, unix.EBADF, fdIs(0), setfd)
+	// close_range(first, last) covers guestRootFd when first <= fd <=
+	// last, a comparison the filter cannot make on the 32-bit halves:
+	// every close_range stops (it is rare: once before an execve, in
+	// programs that close what they inherited).
+	Register(unix.SYS_CLOSE_RANGE, Hook{Entry: closeRangeEntry, Exit: closeRangeExit})
+}
+
+// openRoot opens the tracer's descriptor of the guest root at host path
+// root, for guests to inherit at guestRootFd when that is possible.
+func openRoot(root string) error {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	rootRun.fd, rootRun.host = fd, strings.TrimSuffix(root, "/")
+	var lim unix.Rlimit
+	// dup2 refuses a target at or above the soft limit; the tracee
+	// starts with the raised one (the Go runtime's: the hard limit) and
+	// lowers it after the dup2.
+	rootRun.guest = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Max > guestRootFd
+	return nil
+}
+
+// closeRoot closes the tracer's descriptor of the guest root.
+func closeRoot() {
+	if rootRun.fd >= 0 {
+		unix.Close(rootRun.fd)
+	}
+	rootRun.fd, rootRun.guest = -1, false
+}
+
+// inRootPath returns the path to give openat2(RESOLVE_IN_ROOT) from the
+// guest root for pathmap's result res, and whether the kernel's walk of it
+// reaches what res names: the canonical guest path crosses no bind (mount
+// 0 is the guest root's own tree, and a position's mount is the deepest
+// bind on its path), and Host is the root's host path followed by it (not
+// a magic link left to the kernel). A trailing slash of Host (the kernel
+// must check for a directory) is kept.
+func inRootPath(res pathmap.Result) (string, bool) {
+	if res.MountID != 0 || rootRun.fd < 0 {
+		return "", false
+	}
+	g := res.Guest
+	if g == "/proc" || strings.HasPrefix(g, "/proc/") {
+		// Left to procfs.go's synthesized files even when /proc is
+		// not bound.
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(res.Host, rootRun.host)
+	if !ok {
+		return "", false
+	}
+	switch {
+	case g == "/" && (rest == "" || rest == "/"):
+		return "/", true
+	case rest == g, rest == g+"/":
+		return rest, true
+	}
+	return "", false
+}
+
+// Open flags as the kernel's build_open_how (fs/open.c) derives them for
+// open, openat and creat: openat2 refuses what those ignore.
+const (
+	validOpenFlags = 037777703 // VALID_OPEN_FLAGS on x86_64
+	oPathFlags     = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_PATH | unix.O_CLOEXEC
+	sIALLUGO       = 07777
+)
+
+// openHow is build_open_how(flags, mode) with RESOLVE_IN_ROOT: the
+// arguments are an int and a umode_t, so only their low 32 and 16 bits
+// count.
+func openHow(flags uint64, mode uint64) [openHowSize]byte {
+	fl := uint64(uint32(flags) & validOpenFlags)
+	if fl&unix.O_PATH != 0 {
+		fl &= oPathFlags
+	}
+	m := uint64(uint16(mode) & sIALLUGO)
+	if fl&(unix.O_CREAT|unix.O_TMPFILE) == 0 {
+		m = 0
+	}
+	var how [openHowSize]byte
+	binary.LittleEndian.PutUint64(how[0:], fl)
+	binary.LittleEndian.PutUint64(how[8:], m)
+	binary.LittleEndian.PutUint64(how[16:], unix.RESOLVE_IN_ROOT)
+	return how
+}
+
+// openInRoot rewrites the open, openat or creat c, whose path pathmap
+// resolved to res, into openat2(guestRootFd, guest path, RESOLVE_IN_ROOT).
+// It reports false when the call must keep the translated host path.
+func openInRoot(c *Call, res pathmap.Result) bool {
+	if !rootRun.guest {
+		return false
+	}
+	rel, ok := inRootPath(res)
+	if !ok {
+		return false
+	}
+	var flags, mode uint64
+	switch c.Nr {
+	case unix.SYS_OPEN:
+		flags, mode = c.Arg(1), c.Arg(2)
+	case unix.SYS_OPENAT:
+		flags, mode = c.Arg(2), c.Arg(3)
+	case unix.SYS_CREAT:
+		flags, mode = unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, c.Arg(1)
+	default:
+		return false
+	}
+	how := openHow(flags, mode)
+	path := c.PushString(rel)
+	howAddr := c.Push(how[:])
+	// A changed syscall number at a seccomp stop is checked by the filter
+	// again (without stopping for SECCOMP_RET_TRACE a second time).
+	c.Regs.Orig_rax = unix.SYS_OPENAT2
+	c.SetArg(0, guestRootFd)
+	c.SetArg(1, path)
+	c.SetArg(2, howAddr)
+	c.SetArg(3, openHowSize)
+	return true
+}
+
+// openInRootFd opens, from the tracer, the file a stat-like call names
+// (res, following a final symlink or not) with RESOLVE_IN_ROOT: an O_PATH
+// descriptor to stat, so that the stat cannot be led out of the guest by
+// a racing symlink swap. ok is false when res does not allow it (see
+// inRootPath): the caller stats the host path.
+func openInRootFd(res pathmap.Result, follow bool) (fd int, ok bool, err error) {
+	rel, ok := inRootPath(res)
+	if !ok {
+		return -1, false, nil
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	if !follow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	for tries := 0; ; tries++ {
+		fd, err = unix.Openat2(rootRun.fd, rel, &how)
+		// EAGAIN: a rename somewhere on the system while the walk went
+		// through "..", which only a swapped-in symlink can contain
+		// here (the path is canonical). Bounded: a guest renaming in a
+		// loop gets EAGAIN rather than a tracer spinning.
+		if err == unix.EINTR || (err == unix.EAGAIN && tries < 8) {
+			continue
+		}
+		return fd, true, err
+	}
+}
+
+// closeRangeScratch is the part of a close_range split around
+// guestRootFd that is still to do.
+type closeRangeScratch struct{ first, last, flags uint32 }
+
+// closeRangeEntry keeps guestRootFd out of close_range(first, last,
+// flags): it narrows the range, or runs the call for the part below the
+// descriptor and, at the exit stop, once more for the part above
+// (closeRangeExit).
+func closeRangeEntry(c *Call) {
+	c.T.mine = nil
+	if !rootRun.guest {
+		return
+	}
+	first, last, flags := uint32(c.Arg(0)), uint32(c.Arg(1)), uint32(c.Arg(2))
+	if first > last || first > guestRootFd || last < guestRootFd {
+		return // the kernel's EINVAL, or a range without it
+	}
+	switch {
+	case first == guestRootFd && last == guestRootFd:
+		c.Return(0)
+	case first == guestRootFd:
+		c.SetArg(0, guestRootFd+1)
+	case last == guestRootFd:
+		c.SetArg(1, guestRootFd-1)
+	default:
+		c.SetArg(1, guestRootFd-1)
+		c.T.mine = closeRangeScratch{guestRootFd + 1, last, flags}
+	}
+}
+
+// closeRangeExit runs the second half of a split close_range: it rewinds
+// the thread to its syscall instruction with the upper range in the
+// argument registers, so the guest enters close_range again (the filter
+// and closeRangeEntry see it like any other call).
+func closeRangeExit(c *Call) {
+	s, ok := c.T.mine.(closeRangeScratch)
+	c.T.mine = nil
+	if !ok || c.Result() != 0 {
+		return
+	}
+	c.Regs.Rax = unix.SYS_CLOSE_RANGE
+	c.Regs.Orig_rax = unix.SYS_CLOSE_RANGE
+	c.Regs.Rip -= 2 // the syscall instruction: 0f 05
+	c.Regs.Rdi = uint64(s.first)
+	c.Regs.Rsi = uint64(s.last)
+	c.Regs.Rdx = uint64(s.flags)
+	c.dirty = true
+}
