@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Confinement of a rootless guest: tests/testdata/confine/confine.c tries
@@ -45,8 +49,9 @@ func hostMarker(t *testing.T, g *guest) (string, string) {
 }
 
 // hostSleeper starts a host process as the guest's user, outside any
-// guest: its cwd is dir and it holds f open as fd 3.
-func hostSleeper(t *testing.T, g *guest, dir, f string) int {
+// guest: its cwd is dir and it holds f open as fd 3. It returns the pid and
+// a pidfd of it.
+func hostSleeper(t *testing.T, g *guest, dir, f string) (int, int) {
 	t.Helper()
 	fd, err := os.Open(f)
 	if err != nil {
@@ -58,16 +63,31 @@ func hostSleeper(t *testing.T, g *guest, dir, f string) int {
 	cmd.SysProcAttr.Setpgid = true
 	cmd.Dir = dir
 	cmd.ExtraFiles = []*os.File{fd}
+	pidfd := -1
+	cmd.SysProcAttr.PidFD = &pidfd
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd.Process.Pid
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); syscall.Close(pidfd) })
+	return cmd.Process.Pid, pidfd
 }
 
 // fdServer listens on an abstract unix socket and gives every client a
 // descriptor of f.
 func fdServer(t *testing.T, name, f string) {
+	t.Helper()
+	serveFds(t, name, func() (int, func()) {
+		fd, err := os.Open(f)
+		if err != nil {
+			return -1, nil
+		}
+		return int(fd.Fd()), func() { fd.Close() }
+	})
+}
+
+// serveFds listens on an abstract unix socket and gives every client the
+// descriptor get returns (then calls its release function).
+func serveFds(t *testing.T, name string, get func() (int, func())) {
 	t.Helper()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: "@" + name, Net: "unix"})
 	if err != nil {
@@ -80,10 +100,11 @@ func fdServer(t *testing.T, name, f string) {
 			if err != nil {
 				return
 			}
-			fd, err := os.Open(f)
-			if err == nil {
-				c.WriteMsgUnix([]byte("x"), syscall.UnixRights(int(fd.Fd())), nil)
-				fd.Close()
+			if fd, release := get(); fd >= 0 {
+				c.WriteMsgUnix([]byte("x"), syscall.UnixRights(fd), nil)
+				if release != nil {
+					release()
+				}
 			}
 			c.Close()
 		}
@@ -116,10 +137,12 @@ func TestConfineRootless(t *testing.T) {
 	}
 	defer l.Close()
 	os.Chmod(sockPath, 0o777)
-	sleeper := hostSleeper(t, g, g.base, marker)
+	sleeper, sleeperFd := hostSleeper(t, g, g.base, marker)
 	abstract := "nook-confine-" + strconv.Itoa(os.Getpid())
 	fdServer(t, abstract, marker)
 	fdServer(t, abstract+"D", g.base)
+	serveFds(t, abstract+"P", func() (int, func()) { return sleeperFd, nil })
+	sleeperIoprio := ioprio(t, sleeper)
 
 	// Everything beside the guest root and the store must stay as it is.
 	outside := func() string {
@@ -214,16 +237,77 @@ func TestConfineRootless(t *testing.T) {
 		"proc-host-cmdline":          "ok",
 		"proc-nook-fds":              "none",
 		"kill-guest-child":           "ok",
-		"killpg-host-group":          "EPERM",
+		"killpg-host-group":          "ESRCH",
 		"kill-own-group":             "ok",
 		"kill-minus-one":             "ok",
 		"kill-minus-one-child":       "killed",
+		// Calls naming a process, a group or a user (confine.c's
+		// pid_calls, host_pidfd, priority_groups).
+		"setpriority-host-process":    "ESRCH",
+		"getpriority-host-process":    "ESRCH",
+		"setpriority-host-group":      "ESRCH",
+		"getpriority-host-group":      "ESRCH",
+		"getpriority-self":            "ok",
+		"ioprio_set-host-process":     "ESRCH",
+		"ioprio_get-host-process":     "ESRCH",
+		"ioprio_set-host-group":       "ESRCH",
+		"ioprio_get-host-group":       "ESRCH",
+		"ioprio_set-user":             "EPERM",
+		"ioprio_get-user":             "EPERM",
+		"ioprio_set-self":             "ok",
+		"ioprio_get-self":             "ok",
+		"getpgid-host-process":        "ESRCH",
+		"getsid-host-process":         "ESRCH",
+		"getpgid-guest":               "ok",
+		"getsid-guest":                "ok",
+		"sched_getaffinity-host":      "ESRCH",
+		"sched_setaffinity-host":      "ESRCH",
+		"sched_getparam-host":         "ESRCH",
+		"sched_setparam-host":         "ESRCH",
+		"sched_getscheduler-host":     "ESRCH",
+		"sched_setscheduler-host":     "ESRCH",
+		"sched_rr_get_interval-host":  "ESRCH",
+		"sched_getattr-host":          "ESRCH",
+		"sched_getparam-guest":        "ok",
+		"kcmp-host":                   "ESRCH",
+		"get_robust_list-host":        "ESRCH",
+		"migrate_pages-host":          "ESRCH",
+		"move_pages-host":             "ESRCH",
+		"tgsigqueue-host-process":     "ESRCH",
+		"capget-host":                 "ESRCH",
+		"perf_event_open-host":        "ESRCH",
+		"waitid-host-group":           "ECHILD",
+		"setpgid-host-group":          "EPERM",
+		"setpgid-new-group":           "ok",
+		"fcntl-setown-guest":          "ok",
+		"fcntl-setown-host":           "ESRCH",
+		"fcntl-setown-host-group":     "ESRCH",
+		"fcntl-setown-own-group":      "EPERM",
+		"fcntl-setown_ex-host":        "ESRCH",
+		"fcntl-setown_ex-host-group":  "ESRCH",
+		"ioctl-fiosetown-host":        "ESRCH",
+		"ioctl-siocspgrp-host-group":  "ESRCH",
+		"fcntl-getown":                "self",
+		"pidfd_send_signal-host":      "ESRCH",
+		"pidfd_getfd-host":            "ESRCH",
+		"process_mrelease-host":       "ESRCH",
+		"process_madvise-host":        "ESRCH",
+		"setns-host-pidfd":            "ESRCH",
+		"waitid-host-pidfd":           "ECHILD",
+		"setpriority-guest-child":     "ok",
+		"getpriority-guest-child":     "10",
+		"setpriority-own-group":       "ok",
+		"getpriority-own-group":       "3",
+		"setpriority-user":            "ok",
+		"getpriority-user":            "7",
+		"getpriority-self-after-user": "7",
 		// A host directory descriptor is not followed through /proc.
 		"fd-passing-abstract-dir-proc": "EACCES",
 		"fd-passing-abstract-dir-cwd":  "EACCES",
 		// The guest cannot create a seccomp listener (its answer
 		// SECCOMP_USER_NOTIF_FLAG_CONTINUE would run calls untranslated).
-		"seccomp-user-notif": "blocked (EINVAL)",
+		"seccomp-user-notif":          "blocked (EINVAL)",
+		"seccomp-user-notif-highbits": "EINVAL",
 		// A guest filter's own SECCOMP_RET_TRACE data does not steer
 		// the tracer, which dispatches on the registers.
 		"guest-ret-trace-marker": "ENOENT",
@@ -269,11 +353,109 @@ func TestConfineRootless(t *testing.T) {
 		}
 	}
 
-	// kill(-1) in the guest reached neither the host sleeper nor nook.
-	// (A killed sleeper is a zombie until the cleanup reaps it.)
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(sleeper) + "/stat"); err != nil || strings.Contains(string(b), ") Z ") {
-		t.Errorf("the host process did not survive the guest's kill(-1, SIGTERM): %s %v", b, err)
+	// kill(-1) and SIGIO in the guest reached neither the host sleeper
+	// nor nook. (A killed sleeper is a zombie until the cleanup reaps it.)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(sleeper) + "/stat")
+	if err != nil || strings.Contains(string(b), ") Z ") {
+		t.Errorf("the host process did not survive the guest's kill(-1, SIGTERM) and SIGIO: %s %v", b, err)
 	}
+	// Nor did its scheduling change: nice (field 19 of stat) and I/O
+	// priority are what they were.
+	if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) < 17 || f[16] != "0" {
+		t.Errorf("the guest changed the nice value of a host process: stat %s", b)
+	}
+	if got := ioprio(t, sleeper); got != sleeperIoprio {
+		t.Errorf("the guest changed the I/O priority of a host process: %#x, was %#x", got, sleeperIoprio)
+	}
+}
+
+// ioprio returns the I/O priority of process pid (ioprio_get(2),
+// IOPRIO_WHO_PROCESS).
+func ioprio(t *testing.T, pid int) int {
+	t.Helper()
+	r, _, e := syscall.Syscall(syscall.SYS_IOPRIO_GET, 1, uintptr(pid), 0)
+	if e != 0 {
+		t.Fatalf("ioprio_get %d: %v", pid, e)
+	}
+	return int(r)
+}
+
+// TestConfineRootlessForeground: the guest runs on a terminal, in a job
+// of a host shell with job control (dash -m, the session leader): it must
+// not hand the terminal's foreground to the shell's group (a host job in
+// the foreground reads what the user types next), while its own groups
+// and the job's group, which it starts in, stay allowed.
+func TestConfineRootlessForeground(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "confine", musl(t, testSource(t, "confine/confine.c"), true, "-lpthread"), 0o755)
+	master, slave := openPty(t)
+	defer master.Close()
+	// The trailing "true" keeps dash from running nook in its own
+	// process.
+	cmd := g.u.Command("/bin/sh", "-c", "set -m; "+nookBin+" run --mode rootless "+g.dir+" -- /confine --foreground; true")
+	cmd.Env = append(cmd.Env, "NOOK_HOME="+g.home)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	cmd.SysProcAttr.Ctty = 0
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	done := make(chan []byte)
+	go func() {
+		var out bytes.Buffer
+		out.ReadFrom(master) // EIO once the last slave descriptor closes
+		done <- out.Bytes()
+	}()
+	var out []byte
+	select {
+	case out = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("timed out")
+	}
+	cmd.Wait()
+	got := parseResults(t, strings.ReplaceAll(string(out), "\r", ""))
+	for k, v := range map[string]string{
+		"tcsetpgrp-host-group":  "ESRCH",
+		"tcgetpgrp-after":       "start",
+		"setpgid-new-group":     "ok",
+		"tcsetpgrp-guest-group": "ok",
+		"setpgid-back-to-start": "ok",
+		"tcsetpgrp-start-group": "ok",
+		"tcgetpgrp-end":         "start",
+	} {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}
+
+// openPty returns the master and the slave of a new pseudo-terminal.
+func openPty(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0)
+	}
+	if err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	return m, s
 }
 
 // TestConfineRootlessRace measures the known limits of path translation

@@ -40,13 +40,15 @@ func init() {
 	// it (crun, systemd-nspawn, libseccomp's seccomp_notify_fd users)
 	// report it unsupported. Only calls with the flag stop.
 	Register(unix.SYS_SECCOMP, Hook{
+		// op and flags are unsigned int: the kernel ignores the
+		// registers' high halves, and so must the checks.
 		Entry: func(c *Call) {
-			if c.Arg(0) == seccompSetModeFilter && c.Arg(1)&seccompFilterFlagNewListener != 0 {
+			if uint32(c.Arg(0)) == seccompSetModeFilter && uint32(c.Arg(1))&seccompFilterFlagNewListener != 0 {
 				c.Fail(unix.EINVAL)
 			}
 		},
 		When: []seccomp.ScmpCondition{
-			{Argument: 0, Op: seccomp.CompareEqual, Operand1: seccompSetModeFilter},
+			argIs(0, seccompSetModeFilter),
 			{Argument: 1, Op: seccomp.CompareMaskedEqual, Operand1: seccompFilterFlagNewListener, Operand2: seccompFilterFlagNewListener},
 		},
 	})
@@ -163,9 +165,9 @@ func pidOfFd(tid, fd int) (pid int, ok bool) {
 
 // killEntry confines kill(2): a positive pid must be a guest process; -1
 // ("every process the caller may signal") is emulated over the guest's
-// processes; -PGID is refused with EPERM when the group has members outside
-// the guest, unless it is the caller's own group, which kill(0, sig) reaches
-// anyway.
+// processes; -PGID is refused when the group has members outside the guest
+// (groupCheck), unless it is the caller's own group, which kill(0, sig)
+// reaches anyway.
 func killEntry(c *Call) {
 	pid := int(int32(c.Arg(0)))
 	sig := unix.Signal(int32(c.Arg(1)))
@@ -181,8 +183,8 @@ func killEntry(c *Call) {
 		if own, err := unix.Getpgid(c.T.P.Tgid); err == nil && own == pgid {
 			return
 		}
-		if c.tr.foreignInGroup(pgid) {
-			c.Fail(unix.EPERM)
+		if errno := c.tr.groupCheck(pgid); errno != 0 {
+			c.Fail(errno)
 		}
 	}
 }
@@ -219,18 +221,19 @@ func (tr *tracer) killGuests(c *Call, sig unix.Signal) {
 	c.Fail(lastErr)
 }
 
-// foreignInGroup reports whether process group pgid has a member outside
-// the guest. It reads every process's stat: kill(-PGID) is rare (job
-// control in a guest shell).
-func (tr *tracer) foreignInGroup(pgid int) bool {
+// groupMembers reports whether process group pgid has members in the
+// guest and outside it. It reads every process's stat: the calls naming a
+// group are rare (job control in a guest shell). When /proc cannot be
+// read, the group counts as having members outside.
+func (tr *tracer) groupMembers(pgid int) (guest, foreign bool) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return true
+		return false, true
 	}
 	defer d.Close()
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return true
+		return false, true
 	}
 	for _, n := range names {
 		pid, err := strconv.Atoi(n)
@@ -251,9 +254,13 @@ func (tr *tracer) foreignInGroup(pgid int) bool {
 		if len(f) < 3 {
 			continue
 		}
-		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid && !tr.isGuest(pid) {
-			return true
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			if tr.isGuest(pid) {
+				guest = true
+			} else {
+				foreign = true
+			}
 		}
 	}
-	return false
+	return guest, foreign
 }

@@ -8,7 +8,8 @@
  * argv: 1 host path of the marker, 2 its content, 3 host path of a
  * listening unix socket outside the guest, 4 pid of a host process of the
  * same user (cwd: the marker's directory, marker open on fd 3),
- * 5 abstract socket name of a host process that hands out a marker fd. */
+ * 5 abstract socket name of a host process that hands out a marker fd
+ * (and, with "P" appended, a pidfd of the process of argument 4). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +66,8 @@ static const char *ename(int e) {
 	case EEXIST: return "EEXIST";
 	case EBUSY: return "EBUSY";
 	case EAGAIN: return "EAGAIN";
+	case ECHILD: return "ECHILD";
+	case ENOTTY: return "ENOTTY";
 	}
 	static char buf[32];
 	snprintf(buf, sizeof buf, "errno%d", e);
@@ -180,6 +183,10 @@ static void user_notif(void) {
 		};
 		struct bpf_prog prog = { 4, f };
 		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		/* op is an unsigned int: the kernel ignores the high half of
+		 * the register, a filter comparing all of it does not. */
+		long l = syscall(SYS_seccomp, 1L | 1L << 32, 1 << 3, &prog);
+		printf("seccomp-user-notif-highbits: %s\n", l >= 0 ? "LISTENER" : ename(errno));
 		listener = syscall(SYS_seccomp, 1 /* SET_MODE_FILTER */, 1 << 3 /* NEW_LISTENER */, &prog);
 		if (listener < 0) {
 			printf("seccomp-user-notif: blocked (%s)\n", ename(errno));
@@ -224,6 +231,161 @@ static void guest_trace(void) {
 }
 
 static void mseal_refused_start(const char *self, const char *longp);
+
+/* pid_calls tries the other calls that name a process, a process group or
+ * a user on the host process (argument 4, leader of a group of its own):
+ * each must fail as for a process that does not exist (ESRCH) or that one
+ * may not touch (EPERM), while the same calls on the guest's own processes
+ * work. */
+static void pid_calls(void) {
+	long r;
+	result("setpriority-host-process", setpriority(PRIO_PROCESS, sleeper, 5));
+	errno = 0;
+	r = getpriority(PRIO_PROCESS, sleeper);
+	result("getpriority-host-process", r == -1 && errno ? -1 : 0);
+	result("setpriority-host-group", setpriority(PRIO_PGRP, sleeper, 5));
+	errno = 0;
+	r = getpriority(PRIO_PGRP, sleeper);
+	result("getpriority-host-group", r == -1 && errno ? -1 : 0);
+	errno = 0;
+	r = getpriority(PRIO_PROCESS, 0);
+	result("getpriority-self", r == -1 && errno ? -1 : 0);
+
+	/* ioprio: IOPRIO_WHO_PROCESS 1, _PGRP 2, _USER 3; class BE 2. */
+	result("ioprio_set-host-process", syscall(SYS_ioprio_set, 1, sleeper, 2 << 13 | 7));
+	result("ioprio_get-host-process", syscall(SYS_ioprio_get, 1, sleeper));
+	result("ioprio_set-host-group", syscall(SYS_ioprio_set, 2, sleeper, 2 << 13 | 7));
+	result("ioprio_get-host-group", syscall(SYS_ioprio_get, 2, sleeper));
+	result("ioprio_set-user", syscall(SYS_ioprio_set, 3, 0, 2 << 13 | 7));
+	result("ioprio_get-user", syscall(SYS_ioprio_get, 3, 0));
+	result("ioprio_set-self", syscall(SYS_ioprio_set, 1, 0, 2 << 13 | 4));
+	r = syscall(SYS_ioprio_get, 1, getpid());
+	printf("ioprio_get-self: %s\n", r < 0 ? ename(errno) : r == (2 << 13 | 4) ? "ok" : "WRONG");
+
+	result("getpgid-host-process", getpgid(sleeper));
+	result("getsid-host-process", getsid(sleeper));
+	result("getpgid-guest", getpgid(getpid()));
+	result("getsid-guest", getsid(getpid()));
+
+	/* The scheduler calls (musl's sched_getparam and friends are
+	 * stubs: the raw calls). */
+	cpu_set_t cs;
+	result("sched_getaffinity-host", sched_getaffinity(sleeper, sizeof cs, &cs));
+	sched_getaffinity(0, sizeof cs, &cs);
+	result("sched_setaffinity-host", sched_setaffinity(sleeper, sizeof cs, &cs));
+	struct sched_param sp = {0};
+	result("sched_getparam-host", syscall(SYS_sched_getparam, sleeper, &sp));
+	result("sched_setparam-host", syscall(SYS_sched_setparam, sleeper, &sp));
+	result("sched_getscheduler-host", syscall(SYS_sched_getscheduler, sleeper));
+	result("sched_setscheduler-host", syscall(SYS_sched_setscheduler, sleeper, SCHED_OTHER, &sp));
+	struct timespec ts;
+	result("sched_rr_get_interval-host", syscall(SYS_sched_rr_get_interval, sleeper, &ts));
+	uint32_t attr[14] = { 56 };
+	result("sched_getattr-host", syscall(SYS_sched_getattr, sleeper, attr, sizeof attr, 0));
+	result("sched_getparam-guest", syscall(SYS_sched_getparam, getpid(), &sp));
+
+	/* Other calls naming a process. */
+	result("kcmp-host", syscall(SYS_kcmp, getpid(), sleeper, 1 /* KCMP_VM */, 0, 0));
+	void *head;
+	size_t hlen;
+	result("get_robust_list-host", syscall(SYS_get_robust_list, sleeper, &head, &hlen));
+	unsigned long mask = 1;
+	result("migrate_pages-host", syscall(SYS_migrate_pages, sleeper, 8 * sizeof mask, &mask, &mask));
+	result("move_pages-host", syscall(SYS_move_pages, sleeper, 0, 0, 0, 0, 0));
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	result("tgsigqueue-host-process", syscall(SYS_rt_tgsigqueueinfo, sleeper, sleeper, 0, &si));
+	struct { uint32_t version; int pid; } caph = { 0x20080522, sleeper };
+	uint32_t capd[6];
+	result("capget-host", syscall(SYS_capget, &caph, capd));
+	/* A user-space software counter of another process of the same
+	 * user is allowed by perf_event_paranoid 2. */
+	uint64_t pattr[16] = {0};
+	pattr[0] = 1 /* PERF_TYPE_SOFTWARE */ | (uint64_t)sizeof pattr << 32;
+	pattr[5] = 1 << 5 | 1 << 6; /* exclude_kernel, exclude_hv */
+	result("perf_event_open-host", syscall(SYS_perf_event_open, pattr, sleeper, -1, -1, 0));
+	result("perf_event_open-self", syscall(SYS_perf_event_open, pattr, 0, -1, -1, 0));
+	result("waitid-host-group", waitid(P_PGID, sleeper, &si, WEXITED | WNOHANG));
+
+	/* Joining the host process's group (same session) would put the
+	 * caller in its group: kill(0) would then reach it. */
+	pid_t c = fork();
+	if (c == 0) {
+		result("setpgid-host-group", setpgid(0, sleeper));
+		result("setpgid-new-group", setpgid(0, 0));
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+
+	/* SIGIO owners: a signal to the host process, or its group, when
+	 * the descriptor has data. This process ignores SIGIO: it is the
+	 * owner the guest is allowed to set. */
+	signal(SIGIO, SIG_IGN);
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	result("fcntl-setown-guest", fcntl(sv[0], F_SETOWN, getpid()));
+	result("fcntl-setown-host", fcntl(sv[0], F_SETOWN, sleeper));
+	result("fcntl-setown-host-group", fcntl(sv[0], F_SETOWN, -sleeper));
+	/* This process's group holds nook (and the test) too. */
+	result("fcntl-setown-own-group", fcntl(sv[0], F_SETOWN, -getpgrp()));
+	struct f_owner_ex ox = { F_OWNER_TID, sleeper };
+	result("fcntl-setown_ex-host", fcntl(sv[0], F_SETOWN_EX, &ox));
+	ox.type = F_OWNER_PGRP;
+	result("fcntl-setown_ex-host-group", fcntl(sv[0], F_SETOWN_EX, &ox));
+	int who = sleeper;
+	result("ioctl-fiosetown-host", ioctl(sv[0], 0x8901 /* FIOSETOWN */, &who));
+	who = -sleeper;
+	result("ioctl-siocspgrp-host-group", ioctl(sv[0], 0x8902 /* SIOCSPGRP */, &who));
+	printf("fcntl-getown: %s\n", fcntl(sv[0], F_GETOWN) == getpid() ? "self" : "OTHER");
+	/* Whatever owner stuck gets SIGIO now (the test checks the host
+	 * process survived). */
+	fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_ASYNC);
+	write(sv[1], "x", 1);
+	usleep(100000);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* host_pidfd tries the calls that take a pidfd with a pidfd of the host
+ * process, handed out by a host process over an abstract socket. */
+static void host_pidfd(void) {
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "%sP", abstract);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 2 + strlen(abstract)) < 0) {
+		printf("host-pidfd: %s\n", ename(errno));
+		return;
+	}
+	int pfd = recvfd(s);
+	close(s);
+	if (pfd < 0) {
+		printf("host-pidfd: %s\n", ename(errno));
+		return;
+	}
+	result("pidfd_send_signal-host", syscall(SYS_pidfd_send_signal, pfd, 0, 0, 0));
+	/* The host process holds the marker open as fd 3. */
+	report("pidfd_getfd-host", syscall(SYS_pidfd_getfd, pfd, 3, 0));
+	result("process_mrelease-host", syscall(448 /* process_mrelease */, pfd, 0));
+	result("process_madvise-host", syscall(SYS_process_madvise, pfd, 0, 0, 0, 0));
+	result("setns-host-pidfd", setns(pfd, CLONE_NEWUTS));
+	siginfo_t si;
+	result("waitid-host-pidfd", waitid(3 /* P_PIDFD */, pfd, &si, WEXITED | WNOHANG));
+	close(pfd);
+}
+
+/* priority_groups sets the nice value of the caller's process group and of
+ * every process of its user: only the guest's processes may change (the
+ * test checks the host process's). */
+static void priority_groups(void) {
+	result("setpriority-own-group", setpriority(PRIO_PGRP, 0, 3));
+	printf("getpriority-own-group: %d\n", getpriority(PRIO_PGRP, 0));
+	result("setpriority-user", setpriority(PRIO_USER, 0, 7));
+	printf("getpriority-user: %d\n", getpriority(PRIO_USER, 0));
+	printf("getpriority-self-after-user: %d\n", getpriority(PRIO_PROCESS, 0));
+}
 
 /* scratch_region attacks the region the tracer maps in the guest for long
  * translated paths: found in /proc/self/maps (anonymous, read-only), it
@@ -290,6 +452,30 @@ static int mseal_refused(const char *longp) {
 	return 0;
 }
 
+/* foreground runs with a terminal on fd 0 whose session leader is a host
+ * shell with job control, which gave nook's job a group of its own: the
+ * terminal's foreground may pass between the guest's groups and nook's,
+ * never to the shell's group. */
+static int foreground(void) {
+	setvbuf(stdout, 0, _IONBF, 0);
+	signal(SIGTTOU, SIG_IGN);
+	pid_t start = getpgrp();
+	result("tcsetpgrp-host-group", tcsetpgrp(0, getsid(0)));
+	printf("tcgetpgrp-after: %s\n", tcgetpgrp(0) == start ? "start" : "OTHER");
+	pid_t c = fork();
+	if (c == 0) {
+		result("setpgid-new-group", setpgid(0, 0));
+		result("tcsetpgrp-guest-group", tcsetpgrp(0, getpgrp()));
+		result("setpgid-back-to-start", setpgid(0, start));
+		result("tcsetpgrp-start-group", tcsetpgrp(0, start));
+		_exit(0);
+	}
+	int st;
+	waitpid(c, &st, 0);
+	printf("tcgetpgrp-end: %s\n", tcgetpgrp(0) == start ? "start" : "OTHER");
+	return 0;
+}
+
 static void mseal_refused_start(const char *self, const char *longp) {
 	pid_t c = fork();
 	if (c == 0) {
@@ -317,6 +503,7 @@ static void mseal_refused_start(const char *self, const char *longp) {
 
 int main(int argc, char **argv) {
 	if (argc == 3 && strcmp(argv[1], "--mseal-refused") == 0) return mseal_refused(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "--foreground") == 0) return foreground();
 	if (argc < 6) return 2;
 	marker = argv[1]; content = argv[2]; hostsock = argv[3]; sleeper = atoi(argv[4]); abstract = argv[5];
 	snprintf(hostrel, sizeof hostrel, "%s", marker + 1);
@@ -593,7 +780,8 @@ int main(int argc, char **argv) {
 	snprintf(p, sizeof p, "/proc/%d/mem", sleeper);
 	result("proc-host-mem", open(p, O_RDWR));
 	result("kill-host-process", kill(sleeper, 0));
-	result("killpg-host-group", kill(-getpgid(sleeper), 0));
+	/* The host process leads a process group of its own. */
+	result("killpg-host-group", kill(-sleeper, 0));
 	result("kill-own-group", kill(0, 0));
 	result("tgkill-host-process", syscall(SYS_tgkill, sleeper, sleeper, 0));
 	result("sigqueue-host-process", sigqueue(sleeper, 0, (union sigval){0}));
@@ -613,6 +801,9 @@ int main(int argc, char **argv) {
 	result("proc-host-status", open(p, O_RDONLY));
 	snprintf(p, sizeof p, "/proc/%d/cmdline", sleeper);
 	result("proc-host-cmdline", open(p, O_RDONLY));
+	pid_calls();
+	host_pidfd();
+
 	/* A guest's own processes stay reachable: a child signalled by pid,
 	 * then by kill(-1), which must reach the guest's processes only (the
 	 * host sleeper and nook itself survive it: the test checks). */
@@ -622,9 +813,15 @@ int main(int argc, char **argv) {
 		_exit(0);
 	}
 	result("kill-guest-child", kill(kid, 0));
+	result("setpriority-guest-child", setpriority(PRIO_PROCESS, kid, 10));
+	errno = 0;
+	r = getpriority(PRIO_PROCESS, kid);
+	printf("getpriority-guest-child: %ld\n", r);
 	result("kill-minus-one", kill(-1, SIGTERM));
 	int kst;
 	waitpid(kid, &kst, 0);
 	printf("kill-minus-one-child: %s\n", WIFSIGNALED(kst) && WTERMSIG(kst) == SIGTERM ? "killed" : "survived");
+	/* Last: it makes this process nicer for good. */
+	priority_groups();
 	return 0;
 }
