@@ -339,6 +339,16 @@ static void pid_calls(void) {
 	result("ioctl-fiosetown-host", ioctl(sv[0], 0x8901 /* FIOSETOWN */, &who));
 	who = -sleeper;
 	result("ioctl-siocspgrp-host-group", ioctl(sv[0], 0x8902 /* SIOCSPGRP */, &who));
+	/* The guest's own owners work, through the tracer's copy of the
+	 * value. */
+	ox.type = F_OWNER_PID;
+	ox.pid = getpid();
+	result("fcntl-setown_ex-guest", fcntl(sv[0], F_SETOWN_EX, &ox));
+	memset(&ox, 0, sizeof ox);
+	fcntl(sv[0], F_GETOWN_EX, &ox);
+	printf("fcntl-getown_ex: %s\n", ox.type == F_OWNER_PID && ox.pid == getpid() ? "self" : "OTHER");
+	who = getpid();
+	result("ioctl-fiosetown-guest", ioctl(sv[0], 0x8901 /* FIOSETOWN */, &who));
 	printf("fcntl-getown: %s\n", fcntl(sv[0], F_GETOWN) == getpid() ? "self" : "OTHER");
 	/* Whatever owner stuck gets SIGIO now (the test checks the host
 	 * process survived). */
