@@ -240,7 +240,7 @@ func ownCreatedExit(c *Call) {
 // known; otherwise its path is read back from the call's argument as the
 // kernel saw it: a host path, or a relative path the translation left
 // alone because the kernel reaches the same file from the real working
-// directory or dirfd.
+// directory or dirfd, or a pinned path (rootfd.go).
 func ownDirFloor(c *Call, host string) {
 	if host == "" {
 		arg, dirfd := 0, int32(unix.AT_FDCWD)
@@ -251,7 +251,9 @@ func ownDirFloor(c *Call, host string) {
 		if err != nil || p == "" {
 			return
 		}
-		if p[0] != '/' {
+		if h, ok := unpinHost(p); ok {
+			p = h
+		} else if p[0] != '/' {
 			link := fmt.Sprintf("/proc/%d/cwd", c.T.Tid)
 			if dirfd != unix.AT_FDCWD {
 				link = fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, dirfd)

@@ -244,6 +244,20 @@ func ownTarget(c *Call, dirArg, pathArg int, follow, emptyOK bool) (string, owne
 			return "", ownership.Stat{}, errno
 		}
 		host = res.Host
+		if follow {
+			// The file itself, held open, stands for the path: what
+			// the caller does to it (chmod, access, xattrs) cannot be
+			// led out of the guest by a racing symlink swap
+			// (rootfd.go). Hints map the magic link back (ownHint).
+			fd, ok, err := openInRootFd(res, true)
+			if ok {
+				if err != nil {
+					return "", ownership.Stat{}, errnoOf(err)
+				}
+				c.tr.hold(c.T.Tid, fd)
+				host = pinnedPath(fd)
+			}
+		}
 	}
 	st, errno := ownStat(host, follow)
 	return host, st, errno

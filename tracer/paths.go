@@ -196,10 +196,22 @@ func (tr *tracer) translateArg(c *Call, a pathArg) bool {
 	if a.busy {
 		c.T.invalidate = append(c.T.invalidate, res.Host)
 	}
-	if (a.follow == followOpen || c.Nr == unix.SYS_CREAT) && openInRoot(c, res) {
-		// The kernel resolves the guest path itself, inside the
-		// guest root whatever another thread swaps (rootfd.go).
-		return true
+	if a.follow == followOpen || c.Nr == unix.SYS_CREAT {
+		if openInRoot(c, res) {
+			// The kernel resolves the guest path itself, inside
+			// the guest root whatever another thread swaps
+			// (rootfd.go).
+			return true
+		}
+	} else if c.Nr != unix.SYS_OPENAT2 {
+		if pinned, errno, ok := tr.pin(c, a, res); ok {
+			if errno != 0 {
+				c.Fail(errno)
+				return false
+			}
+			c.SetArg(int(a.path), c.PushString(pinned))
+			return true
+		}
 	}
 	if tr.base != "" && len(res.Host) == len(tr.base)+1+len(p) &&
 		strings.HasPrefix(res.Host, tr.base) && res.Host[len(tr.base)] == '/' && strings.HasSuffix(res.Host, p) {
@@ -349,7 +361,15 @@ func chdirEntry(c *Call) {
 		c.Fail(errno)
 		return
 	}
-	c.SetArg(0, c.PushString(res.Host))
+	arg := res.Host
+	if pinned, errno, ok := c.tr.pin(c, p0(followAlways), res); ok {
+		if errno != 0 {
+			c.Fail(errno)
+			return
+		}
+		arg = pinned
+	}
+	c.SetArg(0, c.PushString(arg))
 	c.T.mine = chdirScratch{res.Guest, res.Host}
 }
 

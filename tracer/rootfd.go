@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"encoding/binary"
+	"os"
+	"strconv"
 	"strings"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
@@ -110,6 +112,7 @@ func openRoot(root string) error {
 
 // closeRoot closes the tracer's descriptor of the guest root.
 func closeRoot() {
+	closePins()
 	if rootRun.fd >= 0 {
 		unix.Close(rootRun.fd)
 	}
@@ -282,4 +285,178 @@ func closeRangeExit(c *Call) {
 	c.Regs.Rsi = uint64(s.last)
 	c.Regs.Rdx = uint64(s.flags)
 	c.dirty = true
+}
+
+// Every other path syscall of a path inside the guest root's own tree is
+// pinned: the tracer opens, with RESOLVE_IN_ROOT, an O_PATH descriptor of
+// the file (when the call follows a final symlink) or of its parent
+// directory (when it acts on the last component itself: mkdir, unlink,
+// rename, lchown, ...), and gives the kernel "/proc/NOOK/fd/N" or
+// "/proc/NOOK/fd/N/name". The kernel's walk jumps through the magic link
+// to exactly the file or directory the tracer holds, and then at most looks
+// up one name it does not follow: nothing a racing thread swaps is ever
+// followed. (The guest itself cannot reach /proc/NOOK/fd: foreignMagic.)
+//
+// A descriptor must stay open until the kernel has finished the call: each
+// thread's last pinRing descriptors are kept, and the oldest closed when it
+// pins a new one. A call has at most two paths, so that covers the calls
+// the restart records cover (Thread.last): a call restarted after a signal
+// finds its descriptors open.
+
+// pinRing holds a thread's most recent pinned descriptors (-1: none).
+type pinRing struct {
+	fds  [8]int
+	next int
+}
+
+// pinState is the pinned descriptors of every thread, by tid.
+var pinState struct {
+	rings  map[int]*pinRing
+	prefix string // "/proc/NOOKPID/fd/"
+}
+
+// pin rewrites nothing itself: it returns the path to give the kernel for
+// the argument a of c that pathmap resolved to res, or ok false when the
+// call keeps the translated host path (no root descriptor, a path through
+// a bind, a last component "." or ".."). A non-zero errno fails the call:
+// the walk found nothing there, as the kernel's would have.
+func (tr *tracer) pin(c *Call, a pathArg, res pathmap.Result) (p string, errno unix.Errno, ok bool) {
+	if rootRun.fd < 0 || res.Mount {
+		return "", 0, false
+	}
+	rel, ok := inRootPath(res)
+	if !ok {
+		return "", 0, false
+	}
+	g, slash := strings.CutSuffix(rel, "/")
+	if g == "" {
+		g, slash = "/", false
+	}
+	// A trailing slash makes the kernel follow a final symlink even for
+	// a call that does not (pathmap did): pin the file then. For calls
+	// that act on the name itself (rmdir "d/") it only asks for a
+	// directory.
+	parent := a.follow == followParent || (!a.follows(c) && !slash)
+	target := g
+	name := ""
+	if parent {
+		i := strings.LastIndexByte(g, '/')
+		if i < 0 || g == "/" {
+			return "", 0, false
+		}
+		target, name = g[:i], g[i+1:]
+		if target == "" {
+			target = "/"
+		}
+		if name == "." || name == ".." {
+			return "", 0, false
+		}
+	}
+	fl := uint64(unix.O_PATH | unix.O_CLOEXEC)
+	if parent {
+		fl |= unix.O_DIRECTORY
+	}
+	how := unix.OpenHow{Flags: fl, Resolve: unix.RESOLVE_IN_ROOT}
+	var fd int
+	var err error
+	for tries := 0; ; tries++ {
+		fd, err = unix.Openat2(rootRun.fd, target, &how)
+		if err == unix.EINTR || (err == unix.EAGAIN && tries < 8) {
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return "", errnoOf(err), true
+	}
+	tr.hold(c.T.Tid, fd)
+	p = pinnedPath(fd)
+	if parent {
+		p += "/" + name
+	}
+	if slash {
+		p += "/"
+	}
+	return p, 0, true
+}
+
+// pinnedPath is the magic link of the tracer's descriptor fd, as the
+// guest's kernel and the tracer itself can both walk it.
+func pinnedPath(fd int) string {
+	if pinState.prefix == "" {
+		pinState.prefix = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/"
+	}
+	return pinState.prefix + strconv.Itoa(fd)
+}
+
+// hold keeps fd open for thread tid's call (see pinRing).
+func (tr *tracer) hold(tid, fd int) {
+	r := pinState.rings[tid]
+	if r == nil {
+		if pinState.rings == nil {
+			pinState.rings = map[int]*pinRing{}
+		}
+		if len(pinState.rings) >= 2*len(tr.threads)+64 {
+			// Threads that are gone keep their rings until a sweep:
+			// amortized, one pass per as many new rings as live threads.
+			for t, old := range pinState.rings {
+				if _, live := tr.threads[t]; !live {
+					old.close()
+					delete(pinState.rings, t)
+				}
+			}
+		}
+		r = &pinRing{}
+		for i := range r.fds {
+			r.fds[i] = -1
+		}
+		pinState.rings[tid] = r
+	}
+	if old := r.fds[r.next]; old >= 0 {
+		unix.Close(old)
+	}
+	r.fds[r.next] = fd
+	r.next = (r.next + 1) % len(r.fds)
+}
+
+func (r *pinRing) close() {
+	for i, fd := range r.fds {
+		if fd >= 0 {
+			unix.Close(fd)
+			r.fds[i] = -1
+		}
+	}
+}
+
+// closePins closes every pinned descriptor (the run is over).
+func closePins() {
+	for t, r := range pinState.rings {
+		r.close()
+		delete(pinState.rings, t)
+	}
+}
+
+// unpinHost returns the host path a pinned path p names now (the held
+// descriptor's path, then the rest of p), for exit hooks that read a call's
+// path argument back; ok is false when p is not a pinned path.
+func unpinHost(p string) (string, bool) {
+	if pinState.prefix == "" {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(p, pinState.prefix)
+	if !ok {
+		return "", false
+	}
+	num, tail, _ := strings.Cut(rest, "/")
+	if _, err := strconv.Atoi(num); err != nil {
+		return "", false
+	}
+	dir, err := os.Readlink("/proc/self/fd/" + num)
+	if err != nil || !strings.HasPrefix(dir, "/") {
+		return "", false
+	}
+	if tail == "" {
+		return dir, true
+	}
+	return strings.TrimSuffix(dir, "/") + "/" + strings.TrimSuffix(tail, "/"), true
 }

@@ -14,9 +14,10 @@
  * argv: 1 host path of the marker, 2 its content, 3 milliseconds per
  * phase, 4 host path of the guest root. For each phase and call it prints
  *   race-CALL-TARGET: attempts N escapes M
- * An escape is the marker's content read (open), a successful stat of a
- * name that exists only on the host (stat), or a file created (creat,
- * which the test then looks for in the host directory). */
+ * An escape is the marker's content read (open), a successful stat, access
+ * or chmod of a name that exists only on the host, or a file or directory
+ * created (creat, mkdir: the test also looks for them in the host
+ * directory). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -61,6 +62,16 @@ static void *attacker(void *arg) {
 			struct stat st;
 			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
 			if (stat(p, &st) == 0) a->escapes++;
+		} else if (!strcmp(a->call, "access")) {
+			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			if (access(p, F_OK) == 0) a->escapes++;
+		} else if (!strcmp(a->call, "chmod")) {
+			/* The marker's own mode: an escape changes nothing. */
+			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			if (chmod(p, 0644) == 0) a->escapes++;
+		} else if (!strcmp(a->call, "mkdir")) {
+			snprintf(p, sizeof p, "/tmp/race/a/%s/RACE-%d-%ld", hostdirrel, a->id, i);
+			if (mkdir(p, 0755) == 0) a->escapes++;
 		} else {
 			snprintf(p, sizeof p, "/tmp/race/a/%s/RACE-%d-%ld", hostdirrel, a->id, i);
 			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -148,9 +159,9 @@ int main(int argc, char **argv) {
 	ms = atol(argv[3]);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
-	const char *calls[] = { "open", "stat", "creat" };
+	const char *calls[] = { "open", "stat", "creat", "access", "chmod", "mkdir" };
 	for (int t = 0; t < 2; t++)
-		for (int c = 0; c < 3; c++)
+		for (int c = 0; c < 6; c++)
 			phase(targets[t], calls[c]);
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
 	snprintf(hostpath, sizeof hostpath, "%s", argv[1]);
