@@ -112,3 +112,154 @@ int main(int argc, char **argv) {
 	return 0;
 }
 `
+
+// The tracer caches the paths of directory descriptors, checking each use
+// with kcmp against a duplicate it holds (tracer/fdcache.go). The cache
+// must never answer for a descriptor that was replaced without a stop
+// (dup2, in the process's table or in a thread's own one), nor with the
+// path of a directory that was renamed or removed since, and the duplicate
+// it holds must not keep a lock alive after the guest closed the
+// descriptor it locked with.
+func TestRootlessDirfdCache(t *testing.T) {
+	g := newGuest(t, sharedRootfs(t, alpine320))
+	g.put(t, "dirfds", musl(t, dirfdsC, true, "-lpthread"), 0o755)
+	out := g.sh(t, "mkdir -p /tmp/d && cd /tmp/d && /dirfds")
+	want := `replaced: fb 0 fa ENOENT
+thread: fb 0 fa ENOENT, main: fa 0
+renamed: fc 0
+removed: ENOENT
+file: ENOTDIR
+exec: 0
+lock: free after close
+`
+	if out != want {
+		t.Errorf("dirfds:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// dirfdsC makes each of those cases happen, with a stat through the
+// directory descriptor first so that the cache holds it.
+const dirfdsC = `#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *st(int dfd, const char *name) {
+	struct stat s;
+	if (fstatat(dfd, name, &s, AT_SYMLINK_NOFOLLOW) == 0)
+		return "0";
+	switch (errno) {
+	case ENOENT: return "ENOENT";
+	case ENOTDIR: return "ENOTDIR";
+	case EBADF: return "EBADF";
+	}
+	return strerror(errno);
+}
+
+static int dir(const char *name) {
+	mkdir(name, 0755);
+	int fd = open(name, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) { perror(name); exit(1); }
+	return fd;
+}
+
+static void file(const char *name) {
+	int fd = open(name, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0) { perror(name); exit(1); }
+	close(fd);
+}
+
+static int da, db;
+static char tres[64];
+
+static void *thread(void *arg) {
+	// A table of its own: the replacement is invisible to the process.
+	if (unshare(CLONE_FILES)) { perror("unshare"); exit(1); }
+	dup2(db, da);
+	snprintf(tres, sizeof tres, "fb %s fa %s", st(da, "fb"), st(da, "fa"));
+	return arg;
+}
+
+int main(int argc, char **argv) {
+	(void)argv;
+	if (argc > 1)
+		return 0;
+	pid_t p;
+	int ws;
+	da = dir("a"); db = dir("b");
+	file("a/fa"); file("b/fb");
+	st(da, "fa");
+	int keep = dup(da);
+	dup2(db, da); // no stop: the cache must notice
+	printf("replaced: fb %s fa %s\n", st(da, "fb"), st(da, "fa"));
+	dup2(keep, da);
+	st(da, "fa");
+	pthread_t th;
+	pthread_create(&th, 0, thread, 0);
+	pthread_join(th, 0);
+	printf("thread: %s, main: fa %s\n", tres, st(da, "fa"));
+
+	int dc = dir("c");
+	file("c/fc");
+	st(dc, "fc");
+	if (rename("c", "c2")) { perror("rename"); return 1; }
+	dir("c");
+	printf("renamed: fc %s\n", st(dc, "fc"));
+
+	int dd = dir("d");
+	file("d/x");
+	st(dd, "x");
+	unlink("d/x");
+	if (rmdir("d")) { perror("rmdir"); return 1; }
+	printf("removed: %s\n", st(dd, "x"));
+
+	int df = dir("e");
+	st(df, "nothing");
+	file("f");
+	int ff = open("f", O_RDONLY);
+	dup2(ff, df);
+	printf("file: %s\n", st(df, "x"));
+
+	// A program open for writing, used as a directory: held by the
+	// tracer, it could not be executed once the guest closed it
+	// (ETXTBSY). A static one (this one): the kernel executes it itself.
+	int fs = open("s", O_WRONLY | O_CREAT | O_TRUNC, 0755);
+	int fbb = open("/dirfds", O_RDONLY);
+	char buf[65536];
+	ssize_t n;
+	if (fs < 0 || fbb < 0) { perror("s"); return 1; }
+	while ((n = read(fbb, buf, sizeof buf)) > 0)
+		if (write(fs, buf, n) != n) { perror("write"); return 1; }
+	close(fbb);
+	st(fs, "x");
+	close(fs);
+	p = fork();
+	if (p == 0) {
+		execl("./s", "s", "exit", (char *)0);
+		_exit(errno == ETXTBSY ? 2 : 3);
+	}
+	waitpid(p, &ws, 0);
+	printf("exec: %d\n", WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+
+	int dl = dir("l");
+	st(dl, "nothing");
+	if (flock(dl, LOCK_EX)) { perror("flock"); return 1; }
+	close(dl);
+	p = fork();
+	if (p == 0) {
+		int fd = open("l", O_RDONLY | O_DIRECTORY);
+		_exit(flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : 1);
+	}
+	waitpid(p, &ws, 0);
+	printf("lock: %s\n", WIFEXITED(ws) && WEXITSTATUS(ws) == 0 ? "free after close" : "still held");
+	return 0;
+}
+`

@@ -12,10 +12,18 @@ import (
 // working directory and of its directory descriptors, read from /proc.
 
 // fdGuest returns the guest and host paths of the file open on fd in
-// thread tid.
+// thread tid. Directories come from the cache of fdcache.go.
 func (tr *tracer) fdGuest(tid, fd int) (guest, host string, errno unix.Errno) {
 	if fd < 0 {
 		return "", "", unix.EBADF
+	}
+	if t := tr.threads[tid]; t != nil {
+		if g, h, ok := tr.dirs.lookup(tr, t, fd); ok {
+			return g, h, 0
+		}
+		if g, h, ok := tr.dirs.fill(tr, t, fd); ok {
+			return g, h, 0
+		}
 	}
 	host, err := readlinkProc(tid, "fd/"+strconv.Itoa(fd))
 	if err != nil {

@@ -69,6 +69,7 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 		initialStatus unix.WaitStatus
 		initialDone   bool
 	)
+	defer tr.dirs.closeAll()
 	for {
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
@@ -87,6 +88,9 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 		if ws.Exited() || ws.Signaled() {
 			if t := tr.threads[tid]; t != nil {
 				t.forgetCalls()
+				if tid == t.P.Tgid {
+					tr.dirs.dropProcess(t.P)
+				}
 			}
 			delete(tr.threads, tid)
 			delete(tr.unannounced, tid)
@@ -250,6 +254,7 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 			delete(tr.threads, tid)
 		}
 	}
+	tr.dirs.dropProcess(t.P)
 	t.P.Exe = t.pendingExe
 	t.pendingExe = ""
 	t.P.view, t.pendingView = t.pendingView, procView{}

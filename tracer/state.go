@@ -132,6 +132,9 @@ type tracer struct {
 	// unix socket paths too long for sun_path go through O_PATH
 	// descriptors of their directory, held here.
 	sockDirs map[string]int
+
+	// dirs caches the paths of guest directory descriptors (fdcache.go).
+	dirs dirCache
 }
 
 // procHook answers pathmap's questions about the calling process.
