@@ -188,9 +188,19 @@ func permLookup(c *Call, dirArg, pathArg int, follow bool) {
 	if permCreds(c) == nil {
 		return
 	}
-	if f, ok := permLook(c, dirArg, pathArg, follow); ok && f.denied {
+	permFind(c, dirArg, pathArg, follow)
+}
+
+// permFind is permLook for a check that goes on: it fails the call with
+// EACCES when the path goes through a directory the caller may not
+// search, and then reports !ok as well.
+func permFind(c *Call, dirArg, pathArg int, follow bool) (f permFile, ok bool) {
+	f, ok = permLook(c, dirArg, pathArg, follow)
+	if ok && f.denied {
 		c.Fail(unix.EACCES)
+		return f, false
 	}
+	return f, ok
 }
 
 // permMayCreate is may_create: write and search on the parent.
@@ -248,12 +258,8 @@ func permOpen(c *Call, dirArg, pathArg int, flags uint64) {
 	creat := flags&unix.O_CREAT != 0
 	excl := creat && flags&unix.O_EXCL != 0
 	follow := flags&unix.O_NOFOLLOW == 0 && !excl
-	f, ok := permLook(c, dirArg, pathArg, follow)
+	f, ok := permFind(c, dirArg, pathArg, follow)
 	if !ok {
-		return
-	}
-	if f.denied {
-		c.Fail(unix.EACCES)
 		return
 	}
 	switch {
@@ -297,11 +303,7 @@ func permTruncate(c *Call) {
 	if cr == nil {
 		return
 	}
-	f, ok := permLook(c, noArg, 0, true)
-	if ok && f.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	f, ok := permFind(c, noArg, 0, true)
 	if !ok || !f.exists || f.view.Type() != unix.S_IFREG {
 		return
 	}
@@ -316,11 +318,7 @@ func permCreate(c *Call, dirArg, pathArg int) {
 	if cr == nil {
 		return
 	}
-	f, ok := permLook(c, dirArg, pathArg, false)
-	if ok && f.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	f, ok := permFind(c, dirArg, pathArg, false)
 	if !ok || f.exists {
 		return // EEXIST comes first, from the kernel
 	}
@@ -342,19 +340,11 @@ func permLink(c *Call, oldDir, oldPath, newDir, newPath int, flags uint64) {
 	if flags&unix.AT_EMPTY_PATH != 0 {
 		return // linkat of a descriptor: CAP_DAC_READ_SEARCH, the kernel's
 	}
-	src, ok := permLook(c, oldDir, oldPath, flags&unix.AT_SYMLINK_FOLLOW != 0)
-	if ok && src.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	src, ok := permFind(c, oldDir, oldPath, flags&unix.AT_SYMLINK_FOLLOW != 0)
 	if !ok || !src.exists {
 		return
 	}
-	dst, ok := permLook(c, newDir, newPath, false)
-	if ok && dst.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	dst, ok := permFind(c, newDir, newPath, false)
 	if !ok || dst.exists {
 		return
 	}
@@ -383,11 +373,7 @@ func permDelete(c *Call, dirArg, pathArg int, dir bool) {
 	if cr == nil {
 		return
 	}
-	f, ok := permLook(c, dirArg, pathArg, false)
-	if ok && f.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	f, ok := permFind(c, dirArg, pathArg, false)
 	if !ok || !f.exists || (f.view.Type() == unix.S_IFDIR) != dir {
 		return // ENOENT, EISDIR, ENOTDIR: the kernel's
 	}
@@ -404,19 +390,11 @@ func permRename(c *Call, oldDir, oldPath, newDir, newPath int, flags uint64) {
 	if cr == nil {
 		return
 	}
-	src, ok := permLook(c, oldDir, oldPath, false)
-	if ok && src.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	src, ok := permFind(c, oldDir, oldPath, false)
 	if !ok || !src.exists {
 		return
 	}
-	dst, ok := permLook(c, newDir, newPath, false)
-	if ok && dst.denied {
-		c.Fail(unix.EACCES)
-		return
-	}
+	dst, ok := permFind(c, newDir, newPath, false)
 	if !ok || (dst.exists && flags&unix.RENAME_NOREPLACE != 0) || (!dst.exists && flags&unix.RENAME_EXCHANGE != 0) {
 		return
 	}
