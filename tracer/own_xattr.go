@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"golang.org/x/sys/unix"
+
+	"nook/ownership"
 )
 
 // The file capability attribute (security.capability) needs privileges
@@ -22,18 +24,58 @@ func ownCapName(c *Call) bool {
 	return err == nil && name == "security.capability"
 }
 
-func ownSetxattr(c *Call, dirArg, pathArg int, follow bool) {
+// ownCapTarget starts the handling of a call on security.capability: it
+// resolves the file (failing the call where that fails) and reports
+// whether the call is this file's to handle.
+func ownCapTarget(c *Call, dirArg, pathArg int, follow bool) (string, ownership.Stat, bool) {
 	if !ownCapName(c) {
-		return
+		return "", ownership.Stat{}, false
 	}
 	ownDrain()
 	host, st, errno := ownTarget(c, dirArg, pathArg, follow, false)
 	if errno != 0 {
 		c.Fail(errno)
+		return "", ownership.Stat{}, false
+	}
+	return host, st, true
+}
+
+// ownSetCap stores val (nil: none) as the file's capability attribute
+// and completes the call.
+func ownSetCap(c *Call, host string, st ownership.Stat, val []byte) {
+	if err := ownRun.store.SetCap(st, ownHint(host), val, ownRun.host); err != nil {
+		c.Fail(unix.EIO)
 		return
 	}
-	cr := ownCreds(c.T.P)
-	if !cr.Capable(unix.CAP_SETFCAP) {
+	c.Return(0)
+}
+
+// ownReturnBuffer completes a call that fills the guest's buffer (argument
+// bufArg, of the size in argument bufArg+1) with val, as getxattr and
+// listxattr do: size 0 asks for the length, a short buffer is ERANGE.
+func ownReturnBuffer(c *Call, bufArg int, val []byte) {
+	size := c.Arg(bufArg + 1)
+	switch {
+	case size == 0:
+		c.Return(int64(len(val)))
+		return
+	case size < uint64(len(val)):
+		c.Fail(unix.ERANGE)
+		return
+	}
+	if err := c.Write(c.Arg(bufArg), val); err != nil {
+		c.Fail(unix.EFAULT)
+		return
+	}
+	c.Return(int64(len(val)))
+}
+
+func ownSetxattr(c *Call, dirArg, pathArg int, follow bool) {
+	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	if !ok {
+		return
+	}
+	if !ownCreds(c.T.P).Capable(unix.CAP_SETFCAP) {
 		c.Fail(unix.EPERM)
 		return
 	}
@@ -65,21 +107,12 @@ func ownSetxattr(c *Call, dirArg, pathArg int, follow bool) {
 		c.Fail(unix.EINVAL)
 		return
 	}
-	if err := ownRun.store.SetCap(st, ownHint(host), val, ownRun.host); err != nil {
-		c.Fail(unix.EIO)
-		return
-	}
-	c.Return(0)
+	ownSetCap(c, host, st, val)
 }
 
 func ownGetxattr(c *Call, dirArg, pathArg int, follow bool) {
-	if !ownCapName(c) {
-		return
-	}
-	ownDrain()
-	_, st, errno := ownTarget(c, dirArg, pathArg, follow, false)
-	if errno != 0 {
-		c.Fail(errno)
+	_, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	if !ok {
 		return
 	}
 	val, ok := ownRun.store.Cap(st)
@@ -88,30 +121,12 @@ func ownGetxattr(c *Call, dirArg, pathArg int, follow bool) {
 		// ENODATA comes from the kernel.
 		return
 	}
-	size := c.Arg(3)
-	if size == 0 {
-		c.Return(int64(len(val)))
-		return
-	}
-	if size < uint64(len(val)) {
-		c.Fail(unix.ERANGE)
-		return
-	}
-	if err := c.Write(c.Arg(2), val); err != nil {
-		c.Fail(unix.EFAULT)
-		return
-	}
-	c.Return(int64(len(val)))
+	ownReturnBuffer(c, 2, val)
 }
 
 func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
-	if !ownCapName(c) {
-		return
-	}
-	ownDrain()
-	host, st, errno := ownTarget(c, dirArg, pathArg, follow, false)
-	if errno != 0 {
-		c.Fail(errno)
+	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	if !ok {
 		return
 	}
 	if !ownCreds(c.T.P).Capable(unix.CAP_SETFCAP) {
@@ -132,11 +147,7 @@ func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
 		}
 		return
 	}
-	if err := ownRun.store.SetCap(st, ownHint(host), nil, ownRun.host); err != nil {
-		c.Fail(unix.EIO)
-		return
-	}
-	c.Return(0)
+	ownSetCap(c, host, st, nil)
 }
 
 // ownListxattr adds security.capability to the names of a file that has
@@ -181,18 +192,5 @@ func ownListxattr(c *Call, dirArg, pathArg int, follow bool) {
 	if !bytes.Contains(append([]byte{0}, names...), []byte("\x00"+capName)) {
 		names = append(names, capName...)
 	}
-	size := c.Arg(2)
-	switch {
-	case size == 0:
-		c.Return(int64(len(names)))
-		return
-	case size < uint64(len(names)):
-		c.Fail(unix.ERANGE)
-		return
-	}
-	if err := c.Write(c.Arg(1), names); err != nil {
-		c.Fail(unix.EFAULT)
-		return
-	}
-	c.Return(int64(len(names)))
+	ownReturnBuffer(c, 1, names)
 }
