@@ -78,40 +78,54 @@ func readlinkEntry(c *Call, dirArg, pathArg, bufArg, sizeArg int) {
 	c.SetArg(pathArg, c.PushString(res.Host))
 }
 
-// procLink returns the guest view of host path h when it is a magic link of
-// a guest process: /proc/PID/{exe,cwd,root,fd/N}, also under task/TID.
-func (tr *tracer) procLink(h string) (string, bool) {
-	rest, ok := strings.CutPrefix(h, "/proc/")
+// procPath parses host path h as /proc/PID/REST or /proc/PID/task/TID/REST
+// and returns the last PID or TID and REST. "self" and "thread-self" name
+// the calling guest thread's process and the thread, as the kernel reads
+// them for the caller (in the tracer they would name the tracer).
+func (tr *tracer) procPath(h string) (id int, rest string, ok bool) {
+	rest, ok = strings.CutPrefix(h, "/proc/")
 	if !ok {
-		return "", false
+		return 0, "", false
 	}
 	pidStr, rest, ok := strings.Cut(rest, "/")
 	if !ok {
-		return "", false
+		return 0, "", false
 	}
-	var pid int
-	switch pidStr {
-	case "self":
-		pid = tr.proc.cur.P.Tgid
-	case "thread-self":
-		pid = tr.proc.cur.Tid
-	default:
-		n, err := strconv.Atoi(pidStr)
-		if err != nil {
-			return "", false
-		}
-		pid = n
+	if id, ok = tr.procID(pidStr); !ok {
+		return 0, "", false
 	}
 	if t, ok := strings.CutPrefix(rest, "task/"); ok {
 		tidStr, r, ok := strings.Cut(t, "/")
 		if !ok {
-			return "", false
+			return 0, "", false
 		}
 		n, err := strconv.Atoi(tidStr)
 		if err != nil {
-			return "", false
+			return 0, "", false
 		}
-		pid, rest = n, r
+		id, rest = n, r
+	}
+	return id, rest, true
+}
+
+// procID is the process or thread a /proc entry's name stands for.
+func (tr *tracer) procID(name string) (int, bool) {
+	switch name {
+	case "self":
+		return tr.proc.cur.P.Tgid, true
+	case "thread-self":
+		return tr.proc.cur.Tid, true
+	}
+	n, err := strconv.Atoi(name)
+	return n, err == nil
+}
+
+// procLink returns the guest view of host path h when it is a magic link of
+// a guest process: /proc/PID/{exe,cwd,root,fd/N}, also under task/TID.
+func (tr *tracer) procLink(h string) (string, bool) {
+	pid, rest, ok := tr.procPath(h)
+	if !ok {
+		return "", false
 	}
 	th, ok := tr.threads[pid]
 	if !ok {

@@ -243,37 +243,9 @@ func procfsWrite(b []byte) (string, error) {
 // procfsTarget recognises host path h as /proc/PID/FILE or
 // /proc/PID/task/TID/FILE of a guest thread.
 func (tr *tracer) procfsTarget(h string) (*Thread, string, bool) {
-	rest, ok := strings.CutPrefix(h, "/proc/")
+	id, rest, ok := tr.procPath(h)
 	if !ok {
 		return nil, "", false
-	}
-	pidStr, rest, ok := strings.Cut(rest, "/")
-	if !ok {
-		return nil, "", false
-	}
-	var id int
-	switch pidStr {
-	case "self":
-		id = tr.proc.cur.P.Tgid
-	case "thread-self":
-		id = tr.proc.cur.Tid
-	default:
-		n, err := strconv.Atoi(pidStr)
-		if err != nil {
-			return nil, "", false
-		}
-		id = n
-	}
-	if t, ok := strings.CutPrefix(rest, "task/"); ok {
-		tidStr, r, ok := strings.Cut(t, "/")
-		if !ok {
-			return nil, "", false
-		}
-		n, err := strconv.Atoi(tidStr)
-		if err != nil {
-			return nil, "", false
-		}
-		id, rest = n, r
 	}
 	th, ok := tr.threads[id]
 	if !ok || strings.Contains(rest, "/") {
@@ -420,18 +392,9 @@ func (tr *tracer) procfsOwner(host string, uid, gid *uint32) {
 	case "exe", "cwd", "root":
 		return
 	}
-	var id int
-	switch pidStr {
-	case "self":
-		id = tr.proc.cur.P.Tgid
-	case "thread-self":
-		id = tr.proc.cur.Tid
-	default:
-		n, err := strconv.Atoi(pidStr)
-		if err != nil {
-			return
-		}
-		id = n
+	id, ok := tr.procID(pidStr)
+	if !ok {
+		return
 	}
 	th, ok := tr.threads[id]
 	if !ok {
