@@ -132,18 +132,12 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 	cfg := &rootmode.Config{Root: dir, Prepare: req, System: rootmode.System{
 		Proc: hb.proc, Dev: hb.dev, Sys: hb.sys, Files: hb.files,
 	}}
-	var held func()
-	defer func() {
-		if held != nil {
-			held()
-		}
-	}()
+	guard, tmp, err := startRun(store, ephemeral)
+	defer guard.done()
+	if err != nil {
+		return rootfs.ExitToolFailure, err
+	}
 	if ephemeral {
-		tmp, release, err := store.TempDir("run-")
-		if err != nil {
-			return rootfs.ExitToolFailure, err
-		}
-		defer release()
 		o := &rootmode.Overlay{
 			Upper:  filepath.Join(tmp, "upper"),
 			Work:   filepath.Join(tmp, "work"),
@@ -161,7 +155,7 @@ func runRoot(store *rootfs.Store, dir string, layers []string, ephemeral bool, h
 		}
 		cfg.Overlay, cfg.Layers = o, layers
 	}
-	held = holdSignals()
+	guard.hold()
 	code, err := rootmode.Run(cfg)
 	var re *rootmode.Error
 	if errors.As(err, &re) {
@@ -182,18 +176,12 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		}
 		opts.OwnershipDB = db
 	}
-	var held func()
-	defer func() {
-		if held != nil {
-			held()
-		}
-	}()
+	guard, tmp, err := startRun(store, ephemeral)
+	defer guard.done()
+	if err != nil {
+		return rootfs.ExitToolFailure, err
+	}
 	if ephemeral {
-		tmp, release, err := store.TempDir("run-")
-		if err != nil {
-			return rootfs.ExitToolFailure, err
-		}
-		defer release()
 		// A real copy (reflinked where the file system can): hard links
 		// would let the guest's in-place writes reach the stored tree.
 		root = filepath.Join(tmp, "root")
@@ -227,7 +215,7 @@ func runRootless(store *rootfs.Store, dir, name string, layers []string, ephemer
 		}
 	}
 	spec.Binds = append(hb.rootlessBinds(), spec.Binds...)
-	held = holdSignals()
+	guard.hold()
 	code, err := tracer.Run(spec, opts)
 	if err != nil {
 		if errors.Is(err, tracer.ErrUnavailable) {
@@ -277,6 +265,40 @@ func recordCreated(root, db string, created []rootfs.CreatedPath) error {
 		return fmt.Errorf("record owners of created paths: %w", err)
 	}
 	return nil
+}
+
+// runGuard is what a run sets up around the guest and undoes when it
+// ends: the ephemeral run's temporary directory in the store, and the
+// termination signals nook holds while the guest runs. The signals stay
+// held until the directory is removed, so that the Ctrl-C that ended the
+// guest does not end nook before it cleaned up.
+type runGuard struct {
+	release func() error
+	held    func()
+}
+
+// startRun creates the temporary directory of an ephemeral run (tmp is ""
+// for others). guard.done must be called whatever the error.
+func startRun(store *rootfs.Store, ephemeral bool) (guard *runGuard, tmp string, err error) {
+	guard = &runGuard{}
+	if !ephemeral {
+		return guard, "", nil
+	}
+	tmp, guard.release, err = store.TempDir("run-")
+	return guard, tmp, err
+}
+
+// hold starts holding the termination signals, just before the guest
+// starts.
+func (g *runGuard) hold() { g.held = holdSignals() }
+
+func (g *runGuard) done() {
+	if g.release != nil {
+		g.release()
+	}
+	if g.held != nil {
+		g.held()
+	}
 }
 
 // holdSignals keeps the signals that end a run from killing nook itself
