@@ -83,6 +83,18 @@ func init() {
 	// The terminal's foreground group: a host job put in the foreground
 	// reads what the guest's user types.
 	Register(unix.SYS_IOCTL, Hook{When: []seccomp.ScmpCondition{argIs(1, unix.TIOCSPGRP)}})
+	// Typing into the terminal: what the guest pushes into its input
+	// queue is read by the user's shell once the run ends, a command run
+	// on the host. EIO is what kernels without legacy TIOCSTI (6.2+,
+	// dev.tty.legacy_tiocsti=0) answer.
+	Register(unix.SYS_IOCTL, Hook{
+		Entry: func(c *Call) {
+			if uint32(c.Arg(1)) == unix.TIOCSTI {
+				c.Fail(unix.EIO)
+			}
+		},
+		When: []seccomp.ScmpCondition{argIs(1, unix.TIOCSTI)},
+	})
 
 	// Counting another process's events reads its activity; pid -1
 	// counts every process on a CPU.

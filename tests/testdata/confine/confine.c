@@ -68,6 +68,7 @@ static const char *ename(int e) {
 	case EAGAIN: return "EAGAIN";
 	case ECHILD: return "ECHILD";
 	case ENOTTY: return "ENOTTY";
+	case EIO: return "EIO";
 	}
 	static char buf[32];
 	snprintf(buf, sizeof buf, "errno%d", e);
@@ -470,6 +471,10 @@ static int foreground(void) {
 	setvbuf(stdout, 0, _IONBF, 0);
 	signal(SIGTTOU, SIG_IGN);
 	pid_t start = getpgrp();
+	/* Input pushed into the terminal would be read by the host shell
+	 * after the run. (A newline-less byte: harmless if it gets there.) */
+	char ch = '#';
+	result("tiocsti", ioctl(0, TIOCSTI, &ch));
 	result("tcsetpgrp-host-group", tcsetpgrp(0, getsid(0)));
 	printf("tcgetpgrp-after: %s\n", tcgetpgrp(0) == start ? "start" : "OTHER");
 	pid_t c = fork();
