@@ -297,3 +297,19 @@ func depth(p string) int {
 func hasDirPrefix(p, dir string) bool {
 	return strings.HasPrefix(p, dir) && (len(p) == len(dir) || p[len(dir)] == '/')
 }
+
+// MountHost returns the host path of the tree mounted as mount id (a
+// Result's MountID: 0 for the guest root, then one per bind) and whether
+// that tree is the host's /proc or below it (magic links, entries that
+// come and go). ok is false for an unknown id.
+func (m *Mapper) MountHost(id int) (host string, proc, ok bool) {
+	if id < 0 || id >= len(m.mounts) {
+		return "", false, false
+	}
+	mt := &m.mounts[id]
+	h := mt.host
+	if h == "" {
+		h = "/"
+	}
+	return h, mt.proc || mt.volatile, true
+}

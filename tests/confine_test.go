@@ -476,32 +476,48 @@ func TestConfineRootlessRace(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "race", musl(t, testSource(t, "confine/race.c"), true, "-lpthread"), 0o755)
 	marker, content := hostMarker(t, g)
-	r := g.run(t, "/race", marker, content, "2000", g.dir)
-	if r.Code != 0 {
-		t.Fatal(r)
-	}
-	res := parseResults(t, r.Stdout)
-	keys := make([]string, 0, len(res))
-	for k := range res {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	if len(keys) != 13 {
-		t.Errorf("%d phases reported, want 13: %v", len(keys), keys)
-	}
-	for _, k := range keys {
-		v := res[k]
-		var attempts, escapes int
-		if _, err := fmt.Sscanf(v, "attempts %d escapes %d", &attempts, &escapes); err != nil {
-			t.Fatalf("%s: %q", k, v)
+	// In the guest's own tree, and in /dev/shm: a bind of the host's
+	// /dev where any user can make symlinks.
+	shm := fmt.Sprintf("/dev/shm/nook-race-%d", os.Getpid())
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	for _, run := range []struct {
+		args   []string
+		phases int
+	}{
+		{[]string{"/race", marker, content, "2000", g.dir}, 13},
+		{[]string{"/race", marker, content, "1000", g.dir, shm}, 12},
+	} {
+		r := g.run(t, run.args...)
+		if r.Code != 0 {
+			t.Fatal(r)
 		}
-		if attempts == 0 {
-			t.Errorf("%s: no attempt ran", k)
+		res := parseResults(t, r.Stdout)
+		keys := make([]string, 0, len(res))
+		for k := range res {
+			keys = append(keys, k)
 		}
-		if escapes > 0 {
-			t.Errorf("%s: %d of %d attempts led out of the guest", k, escapes, attempts)
+		sort.Strings(keys)
+		if len(keys) != run.phases {
+			t.Errorf("%d phases reported, want %d: %v", len(keys), run.phases, keys)
 		}
-		t.Logf("%s: %d attempts, %d escapes", k, attempts, escapes)
+		where := "guest tree"
+		if len(run.args) > 5 {
+			where = run.args[5]
+		}
+		for _, k := range keys {
+			v := res[k]
+			var attempts, escapes int
+			if _, err := fmt.Sscanf(v, "attempts %d escapes %d", &attempts, &escapes); err != nil {
+				t.Fatalf("%s: %q", k, v)
+			}
+			if attempts == 0 {
+				t.Errorf("%s (%s): no attempt ran", k, where)
+			}
+			if escapes > 0 {
+				t.Errorf("%s (%s): %d of %d attempts led out of the guest", k, where, escapes, attempts)
+			}
+			t.Logf("%s (%s): %d attempts, %d escapes", k, where, attempts, escapes)
+		}
 	}
 	if created, _ := filepath.Glob(filepath.Join(g.base, "RACE-*")); len(created) > 0 {
 		t.Errorf("%d files created beside the guest root, e.g. %s", len(created), created[0])

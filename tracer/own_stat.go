@@ -96,7 +96,7 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		at = unix.AT_SYMLINK_NOFOLLOW
 	}
 	var st unix.Stat_t
-	fd, inRoot, err := statInRoot(res, follow)
+	fd, inRoot, err := c.tr.statInRoot(res, follow)
 	if inRoot {
 		if err == nil {
 			err = ownRetry(func() error { return unix.Fstat(fd, &st) })
@@ -147,7 +147,7 @@ func ownStatxEntry(c *Call) {
 	}
 	var stx unix.Statx_t
 	// Ask for the type and inode too: the store's key needs them.
-	fd, inRoot, err := statInRoot(res, follow)
+	fd, inRoot, err := c.tr.statInRoot(res, follow)
 	if inRoot {
 		if err == nil {
 			err = ownRetry(func() error {
@@ -177,11 +177,11 @@ func ownStatxEntry(c *Call) {
 
 // statInRoot opens the file of a stat-like call's path argument with
 // RESOLVE_IN_ROOT (rootfd.go), when res is one (not nil) and allows it.
-func statInRoot(res *pathmap.Result, follow bool) (fd int, ok bool, err error) {
+func (tr *tracer) statInRoot(res *pathmap.Result, follow bool) (fd int, ok bool, err error) {
 	if res == nil {
 		return -1, false, nil
 	}
-	return openInRootFd(*res, follow)
+	return tr.openInRootFd(*res, follow)
 }
 
 // ownFdErrno maps an error of a stat through /proc/PID/fd/N: a

@@ -249,12 +249,14 @@ func ownTarget(c *Call, dirArg, pathArg int, follow, emptyOK bool) (string, owne
 			// the caller does to it (chmod, access, xattrs) cannot be
 			// led out of the guest by a racing symlink swap
 			// (rootfd.go). Hints map the magic link back (ownHint).
-			fd, ok, err := openInRootFd(res, true)
+			fd, _, own, ok, errno := c.tr.safeOpen(res, false, true)
 			if ok {
-				if err != nil {
-					return "", ownership.Stat{}, errnoOf(err)
+				if errno != 0 {
+					return "", ownership.Stat{}, errno
 				}
-				c.tr.hold(c.T.Tid, fd)
+				if own {
+					c.tr.hold(c.T.Tid, fd)
+				}
 				host = pinnedPath(fd)
 			}
 		}

@@ -203,6 +203,13 @@ func (tr *tracer) translateArg(c *Call, a pathArg) bool {
 			// (rootfd.go).
 			return true
 		}
+		if handled, errno := tr.openPinned(c, int(a.path), res); handled {
+			if errno != 0 {
+				c.Fail(errno)
+				return false
+			}
+			return true
+		}
 	} else if c.Nr != unix.SYS_OPENAT2 {
 		if pinned, errno, ok := tr.pin(c, a, res); ok {
 			if errno != 0 {

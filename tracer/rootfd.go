@@ -113,6 +113,12 @@ func openRoot(root string) error {
 // closeRoot closes the tracer's descriptor of the guest root.
 func closeRoot() {
 	closePins()
+	for id, fd := range bindRoots {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		delete(bindRoots, id)
+	}
 	if rootRun.fd >= 0 {
 		unix.Close(rootRun.fd)
 	}
@@ -212,30 +218,26 @@ func openInRoot(c *Call, res pathmap.Result) bool {
 }
 
 // openInRootFd opens, from the tracer, the file a stat-like call names
-// (res, following a final symlink or not) with RESOLVE_IN_ROOT: an O_PATH
-// descriptor to stat, so that the stat cannot be led out of the guest by
-// a racing symlink swap. ok is false when res does not allow it (see
-// inRootPath): the caller stats the host path.
-func openInRootFd(res pathmap.Result, follow bool) (fd int, ok bool, err error) {
-	rel, ok := inRootPath(res)
+// (res, following a final symlink or not): an O_PATH descriptor to stat,
+// so that the stat cannot be led out of the guest by a racing symlink swap
+// (safeOpen). ok is false when res does not allow it: the caller stats the
+// host path.
+func (tr *tracer) openInRootFd(res pathmap.Result, follow bool) (fd int, ok bool, err error) {
+	fd, _, own, ok, errno := tr.safeOpen(res, false, follow)
 	if !ok {
 		return -1, false, nil
 	}
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
-	if !follow {
-		how.Flags |= unix.O_NOFOLLOW
+	if errno != 0 {
+		return -1, true, errno
 	}
-	for tries := 0; ; tries++ {
-		fd, err = unix.Openat2(rootRun.fd, rel, &how)
-		// EAGAIN: a rename somewhere on the system while the walk went
-		// through "..", which only a swapped-in symlink can contain
-		// here (the path is canonical). Bounded: a guest renaming in a
-		// loop gets EAGAIN rather than a tracer spinning.
-		if err == unix.EINTR || (err == unix.EAGAIN && tries < 8) {
-			continue
+	if !own {
+		// A bind's own root descriptor: the caller closes what it
+		// gets.
+		if fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return -1, true, err
 		}
-		return fd, true, err
 	}
+	return fd, true, nil
 }
 
 // closeRangeScratch is the part of a close_range split around
@@ -315,61 +317,150 @@ var pinState struct {
 	prefix string // "/proc/NOOKPID/fd/"
 }
 
-// pin rewrites nothing itself: it returns the path to give the kernel for
-// the argument a of c that pathmap resolved to res, or ok false when the
-// call keeps the translated host path (no root descriptor, a path through
-// a bind, a last component "." or ".."). A non-zero errno fails the call:
-// the walk found nothing there, as the kernel's would have.
-func (tr *tracer) pin(c *Call, a pathArg, res pathmap.Result) (p string, errno unix.Errno, ok bool) {
-	if rootRun.fd < 0 || res.Mount {
-		return "", 0, false
+// bindRoots holds the tracer's O_PATH descriptors of the binds' host
+// trees, by pathmap mount id, opened when first needed.
+var bindRoots map[int]int
+
+// safeOpen opens, without following anything a racing guest thread could
+// swap in, an O_PATH descriptor of what res names (parent false) or of the
+// directory holding it (parent true: name is then the last component,
+// which the caller hands to the kernel unfollowed):
+//
+//   - in the guest root's own tree, with RESOLVE_IN_ROOT from the root: the
+//     canonical guest path, whatever a swap puts in it, stays below the
+//     root (a chroot would follow the swapped link the same way);
+//   - in a bind (/dev, --bind DIR, ...), with RESOLVE_BENEATH and
+//     RESOLVE_NO_SYMLINKS from the bind's host tree: the path is canonical
+//     there (pathmap followed every symlink), so any symlink met is a swap,
+//     and the walk fails (ELOOP, EXDEV) instead of following it.
+//
+// Paths in /proc (magic links, per-process entries) and the last
+// components "." and ".." are left alone (ok false), as are binds of
+// files for a parent. own is false when fd is a bind's root descriptor
+// itself, which the caller must not close. A non-zero errno is the walk's
+// failure, which the call would have met too.
+func (tr *tracer) safeOpen(res pathmap.Result, parent, follow bool) (fd int, name string, own, ok bool, errno unix.Errno) {
+	if rootRun.fd < 0 || (parent && res.Mount) {
+		return -1, "", false, false, 0
 	}
-	rel, ok := inRootPath(res)
-	if !ok {
-		return "", 0, false
+	g := res.Guest
+	if g == "/proc" || strings.HasPrefix(g, "/proc/") {
+		return -1, "", false, false, 0
 	}
-	g, slash := strings.CutSuffix(rel, "/")
-	if g == "" {
-		g, slash = "/", false
+	var dirFd int
+	var rel string
+	var resolve uint64
+	if res.MountID == 0 {
+		r, ok := inRootPath(res)
+		if !ok {
+			return -1, "", false, false, 0
+		}
+		dirFd, rel, resolve = rootRun.fd, strings.TrimSuffix(r, "/"), unix.RESOLVE_IN_ROOT
+		if rel == "" {
+			rel = "/"
+		}
+	} else {
+		host, volatile, ok := tr.m.MountHost(res.MountID)
+		if !ok || volatile {
+			return -1, "", false, false, 0
+		}
+		rest := res.Host
+		if host != "/" {
+			if rest, ok = strings.CutPrefix(res.Host, host); !ok || (rest != "" && rest[0] != '/') {
+				return -1, "", false, false, 0
+			}
+		}
+		if dirFd, ok = bindRoot(res.MountID, host); !ok {
+			return -1, "", false, false, 0
+		}
+		rel = strings.Trim(rest, "/")
+		resolve = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 	}
-	// A trailing slash makes the kernel follow a final symlink even for
-	// a call that does not (pathmap did): pin the file then. For calls
-	// that act on the name itself (rmdir "d/") it only asks for a
-	// directory.
-	parent := a.follow == followParent || (!a.follows(c) && !slash)
-	target := g
-	name := ""
 	if parent {
-		i := strings.LastIndexByte(g, '/')
-		if i < 0 || g == "/" {
-			return "", 0, false
+		i := strings.LastIndexByte(rel, '/')
+		if res.MountID == 0 {
+			if i < 0 || rel == "/" {
+				return -1, "", false, false, 0
+			}
+			rel, name = rel[:i], rel[i+1:]
+			if rel == "" {
+				rel = "/"
+			}
+		} else {
+			if rel == "" {
+				return -1, "", false, false, 0 // the bind itself
+			}
+			if i < 0 {
+				rel, name = "", rel
+			} else {
+				rel, name = rel[:i], rel[i+1:]
+			}
 		}
-		target, name = g[:i], g[i+1:]
-		if target == "" {
-			target = "/"
+		if name == "" || name == "." || name == ".." {
+			return -1, "", false, false, 0
 		}
-		if name == "." || name == ".." {
-			return "", 0, false
-		}
+	}
+	if rel == "" {
+		// The bind's root itself, already held.
+		return dirFd, name, false, true, 0
 	}
 	fl := uint64(unix.O_PATH | unix.O_CLOEXEC)
 	if parent {
 		fl |= unix.O_DIRECTORY
+	} else if !follow {
+		fl |= unix.O_NOFOLLOW
 	}
-	how := unix.OpenHow{Flags: fl, Resolve: unix.RESOLVE_IN_ROOT}
-	var fd int
-	var err error
+	how := unix.OpenHow{Flags: fl, Resolve: resolve}
 	for tries := 0; ; tries++ {
-		fd, err = unix.Openat2(rootRun.fd, target, &how)
+		fd, err := unix.Openat2(dirFd, rel, &how)
+		// EAGAIN: a rename somewhere on the system while the walk went
+		// through "..", which only a swapped-in symlink can contain
+		// (the path is canonical). Bounded: a guest renaming in a loop
+		// gets EAGAIN rather than a tracer spinning.
 		if err == unix.EINTR || (err == unix.EAGAIN && tries < 8) {
 			continue
 		}
-		break
+		if err != nil {
+			return -1, "", false, true, errnoOf(err)
+		}
+		return fd, name, true, true, 0
 	}
+}
+
+// bindRoot returns the tracer's descriptor of the bind id's host tree.
+func bindRoot(id int, host string) (int, bool) {
+	if fd, ok := bindRoots[id]; ok {
+		return fd, fd >= 0
+	}
+	if bindRoots == nil {
+		bindRoots = map[int]int{}
+	}
+	fd, err := unix.Open(host, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", errnoOf(err), true
+		fd = -1
 	}
-	tr.hold(c.T.Tid, fd)
+	bindRoots[id] = fd
+	return fd, fd >= 0
+}
+
+// pin returns the path to give the kernel for the argument a of c that
+// pathmap resolved to res (see above), or ok false when the call keeps
+// the translated host path. A non-zero errno fails the call: the walk found
+// nothing there, as the kernel's would have.
+func (tr *tracer) pin(c *Call, a pathArg, res pathmap.Result) (p string, errno unix.Errno, ok bool) {
+	// A trailing slash makes the kernel follow a final symlink even for
+	// a call that does not (pathmap did): pin the file then. For calls
+	// that act on the name itself (rmdir "d/") it only asks for a
+	// directory.
+	slash := len(res.Host) > 1 && res.Host[len(res.Host)-1] == '/'
+	parent := a.follow == followParent || (!a.follows(c) && !slash)
+	fd, name, own, ok, errno := tr.safeOpen(res, parent, true)
+	if !ok || errno != 0 {
+		return "", errno, ok
+	}
+	if own {
+		tr.hold(c.T.Tid, fd)
+	}
 	p = pinnedPath(fd)
 	if parent {
 		p += "/" + name
@@ -459,4 +550,42 @@ func unpinHost(p string) (string, bool) {
 		return dir, true
 	}
 	return strings.TrimSuffix(dir, "/") + "/" + strings.TrimSuffix(tail, "/"), true
+}
+
+// openPinned rewrites an open, openat or creat that openInRoot cannot
+// take (a path in a bind, or no root descriptor in the guest): the kernel
+// gets the held parent directory and the last name, with O_NOFOLLOW added
+// (pathmap followed a final symlink already: one there now is a swap), or,
+// for a path with a trailing slash, the held directory itself. handled is
+// false when the call keeps the translated host path; a non-zero errno
+// fails it.
+func (tr *tracer) openPinned(c *Call, pathIdx int, res pathmap.Result) (handled bool, errno unix.Errno) {
+	slash := len(res.Host) > 1 && res.Host[len(res.Host)-1] == '/'
+	fd, name, own, ok, errno := tr.safeOpen(res, !slash, true)
+	if !ok || errno != 0 {
+		return ok, errno
+	}
+	if own {
+		tr.hold(c.T.Tid, fd)
+	}
+	p := pinnedPath(fd)
+	if !slash {
+		p += "/" + name
+		switch c.Nr {
+		case unix.SYS_OPEN:
+			c.SetArg(1, c.Arg(1)|unix.O_NOFOLLOW)
+		case unix.SYS_OPENAT:
+			c.SetArg(2, c.Arg(2)|unix.O_NOFOLLOW)
+		case unix.SYS_CREAT:
+			// creat has no flags to add O_NOFOLLOW to: make it the open
+			// it is defined as.
+			c.Regs.Orig_rax = unix.SYS_OPEN
+			c.SetArg(2, c.Arg(1))
+			c.SetArg(1, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW)
+		}
+	} else {
+		p += "/"
+	}
+	c.SetArg(pathIdx, c.PushString(p))
+	return true, 0
 }

