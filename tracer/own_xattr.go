@@ -25,14 +25,17 @@ func ownCapName(c *Call) bool {
 }
 
 // ownCapTarget starts the handling of a call on security.capability: it
-// resolves the file (failing the call where that fails) and reports
-// whether the call is this file's to handle.
-func ownCapTarget(c *Call, dirArg, pathArg int, follow bool) (string, ownership.Stat, bool) {
+// resolves the file and, for a change, checks CAP_SETFCAP (failing the
+// call where either fails), and reports whether the call goes on here.
+func ownCapTarget(c *Call, dirArg, pathArg int, follow, change bool) (string, ownership.Stat, bool) {
 	if !ownCapName(c) {
 		return "", ownership.Stat{}, false
 	}
 	ownDrain()
 	host, st, errno := ownTarget(c, dirArg, pathArg, follow, false)
+	if errno == 0 && change && !ownCreds(c.T.P).Capable(unix.CAP_SETFCAP) {
+		errno = unix.EPERM
+	}
 	if errno != 0 {
 		c.Fail(errno)
 		return "", ownership.Stat{}, false
@@ -71,12 +74,8 @@ func ownReturnBuffer(c *Call, bufArg int, val []byte) {
 }
 
 func ownSetxattr(c *Call, dirArg, pathArg int, follow bool) {
-	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow, true)
 	if !ok {
-		return
-	}
-	if !ownCreds(c.T.P).Capable(unix.CAP_SETFCAP) {
-		c.Fail(unix.EPERM)
 		return
 	}
 	size := c.Arg(3)
@@ -111,7 +110,7 @@ func ownSetxattr(c *Call, dirArg, pathArg int, follow bool) {
 }
 
 func ownGetxattr(c *Call, dirArg, pathArg int, follow bool) {
-	_, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	_, st, ok := ownCapTarget(c, dirArg, pathArg, follow, false)
 	if !ok {
 		return
 	}
@@ -125,12 +124,8 @@ func ownGetxattr(c *Call, dirArg, pathArg int, follow bool) {
 }
 
 func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
-	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow)
+	host, st, ok := ownCapTarget(c, dirArg, pathArg, follow, true)
 	if !ok {
-		return
-	}
-	if !ownCreds(c.T.P).Capable(unix.CAP_SETFCAP) {
-		c.Fail(unix.EPERM)
 		return
 	}
 	if _, ok := ownRun.store.Cap(st); !ok {
