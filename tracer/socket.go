@@ -87,6 +87,26 @@ func (tr *tracer) translateSockaddr(c *Call, addr uint64, n int, follow bool) ([
 		return nil, errno
 	}
 	host := res.Host
+	if follow && (c.Nr == unix.SYS_CONNECT || c.Nr == unix.SYS_SENDTO || c.Nr == unix.SYS_SENDMSG) {
+		// connect follows a final symlink: a racing thread that swaps
+		// one in on the way could reach a socket of the host (the
+		// user's ssh-agent, a container daemon). The socket itself,
+		// held open, stands for the path (rootfd.go). sendmmsg's many
+		// addresses would need as many held descriptors: it keeps the
+		// host path. bind keeps it too: the name it gives the socket
+		// is what getsockname and the peers' recvfrom report, and a
+		// held descriptor does not outlive the call.
+		fd, _, own, ok, errno := tr.safeOpen(res, false, true)
+		if ok {
+			if errno != 0 {
+				return nil, errno
+			}
+			if own {
+				tr.hold(c.T.Tid, fd)
+			}
+			host = pinnedPath(fd)
+		}
+	}
 	if len(host) >= sunPathMax {
 		// Too long for sun_path: name the directory through a
 		// descriptor nook holds, /proc/NOOK/fd/N/BASE.

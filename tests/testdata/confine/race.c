@@ -16,9 +16,10 @@
  * to race in (default /tmp/race; /dev/shm/... races inside a bind). For each phase and call it prints
  *   race-CALL-TARGET: attempts N escapes M
  * An escape is the marker's content read (open), a successful stat, access
- * or chmod of a name that exists only on the host, or a file or directory
- * created (creat, mkdir: the test also looks for them in the host
- * directory). */
+ * or chmod of a name that exists only on the host, a connection to a
+ * socket listening on the host beside the marker (MARKER.sock), or a file
+ * or directory created (creat, mkdir: the test also looks for them in the
+ * host directory). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +76,13 @@ static void *attacker(void *arg) {
 			/* The marker's own mode: an escape changes nothing. */
 			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			if (chmod(p, 0644) == 0) a->escapes++;
+		} else if (!strcmp(a->call, "connect")) {
+			/* A listening socket beside the marker, on the host. */
+			struct sockaddr_un sa = { .sun_family = AF_UNIX };
+			snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s.sock", dira, hostrel);
+			int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof sa) == 0) a->escapes++;
+			if (s >= 0) close(s);
 		} else if (!strcmp(a->call, "mkdir")) {
 			snprintf(p, sizeof p, "%s/%s/RACE-%d-%ld", dira, hostdirrel, a->id, i);
 			if (mkdir(p, 0755) == 0) a->escapes++;
@@ -166,9 +176,9 @@ int main(int argc, char **argv) {
 	snprintf(dirb, sizeof dirb, "%s/b", base);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
-	const char *calls[] = { "open", "stat", "creat", "access", "chmod", "mkdir" };
+	const char *calls[] = { "open", "stat", "creat", "access", "chmod", "mkdir", "connect" };
 	for (int t = 0; t < 2; t++)
-		for (int c = 0; c < 6; c++)
+		for (int c = 0; c < 7; c++)
 			phase(targets[t], calls[c]);
 	if (argc > 5) return 0; /* the memory race is the same anywhere */
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
