@@ -73,9 +73,10 @@ func init() {
 	for _, nr := range []int{unix.SYS_TGKILL, unix.SYS_RT_TGSIGQUEUEINFO, unix.SYS_KCMP} {
 		Register(nr, Hook{Entry: func(c *Call) { pidArgs(c, 0, 1) }})
 	}
-	for _, nr := range []int{unix.SYS_PIDFD_SEND_SIGNAL, unix.SYS_PIDFD_GETFD, unix.SYS_PROCESS_MADVISE} {
+	for _, nr := range []int{unix.SYS_PIDFD_GETFD, unix.SYS_PROCESS_MADVISE} {
 		Register(nr, Hook{Entry: pidfdArg})
 	}
+	Register(unix.SYS_PIDFD_SEND_SIGNAL, Hook{Entry: pidfdSendSignalEntry})
 	Register(unix.SYS_KILL, Hook{Entry: killEntry, When: argNonZero(0)})
 }
 
@@ -130,6 +131,32 @@ func pidfdArg(c *Call) {
 	pid, ok := pidOfFd(c.T.Tid, fd)
 	if ok && pid > 0 && !c.tr.isGuest(pid) {
 		c.Fail(unix.ESRCH)
+	}
+}
+
+// pidfdSignalProcessGroup is PIDFD_SIGNAL_PROCESS_GROUP (linux/pidfd.h,
+// Linux 6.9): the signal goes to the process group the pidfd's process
+// leads (ESRCH if it leads none).
+const pidfdSignalProcessGroup = 1 << 2
+
+// pidfdSendSignalEntry confines pidfd_send_signal: the process must be the
+// guest's, and with PIDFD_SIGNAL_PROCESS_GROUP the group it leads is
+// checked as kill(-PGID) checks it (killEntry): a host process may have
+// joined it.
+func pidfdSendSignalEntry(c *Call) {
+	pidfdArg(c)
+	if c.Done() || c.Arg(3)&pidfdSignalProcessGroup == 0 {
+		return
+	}
+	pgid, ok := pidOfFd(c.T.Tid, int(int32(c.Arg(0))))
+	if !ok || pgid <= 0 {
+		return // EBADF or ESRCH from the kernel
+	}
+	if own, err := unix.Getpgid(c.T.P.Tgid); err == nil && own == pgid {
+		return
+	}
+	if errno := c.tr.groupCheck(pgid); errno != 0 {
+		c.Fail(errno)
 	}
 }
 

@@ -316,6 +316,13 @@ static void pid_calls(void) {
 	if (c == 0) {
 		result("setpgid-host-group", setpgid(0, sleeper));
 		result("setpgid-new-group", setpgid(0, 0));
+		/* A guest process's pidfd signals its process, or the group
+		 * it leads (PIDFD_SIGNAL_PROCESS_GROUP; none for the parent). */
+		int ppfd = syscall(SYS_pidfd_open, getppid(), 0);
+		result("pidfd-signal-guest", syscall(SYS_pidfd_send_signal, ppfd, 0, 0, 0));
+		result("pidfd-group-not-leader", syscall(SYS_pidfd_send_signal, ppfd, 0, 0, 4));
+		int spfd = syscall(SYS_pidfd_open, getpid(), 0);
+		result("pidfd-group-leader", syscall(SYS_pidfd_send_signal, spfd, 0, 0, 4));
 		_exit(0);
 	}
 	int st;
