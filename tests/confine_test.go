@@ -468,7 +468,7 @@ func openPty(t *testing.T) (*os.File, *os.File) {
 // TestConfineRootlessRace races the tracer the two ways a guest can once
 // the tracer has checked a path: another guest thread swaps a path
 // component for a symlink out of the root between the tracer's work and the
-// kernel's lookup (open, stat, creat, access, chmod, mkdir; with a symlink
+// kernel's lookup (open, stat, creat, access, chmod, mkdir, connect; with a symlink
 // to "/" and one made of ".."), or overwrites the translated path in the
 // guest's memory before the kernel reads it. Each combination runs for a
 // bounded time; any attempt that read the host-only marker, stat-ed,
@@ -479,6 +479,23 @@ func TestConfineRootlessRace(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "race", musl(t, testSource(t, "confine/race.c"), true, "-lpthread"), 0o755)
 	marker, content := hostMarker(t, g)
+	// A socket of the host's beside the marker, which a connect that
+	// escapes reaches.
+	l, err := net.Listen("unix", marker+".sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.Chmod(marker+".sock", 0o777)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	// In the guest's own tree, and in /dev/shm: a bind of the host's
 	// /dev where any user can make symlinks.
 	shm := fmt.Sprintf("/dev/shm/nook-race-%d", os.Getpid())
@@ -487,8 +504,8 @@ func TestConfineRootlessRace(t *testing.T) {
 		args   []string
 		phases int
 	}{
-		{[]string{"/race", marker, content, "2000", g.dir}, 13},
-		{[]string{"/race", marker, content, "1000", g.dir, shm}, 12},
+		{[]string{"/race", marker, content, "2000", g.dir}, 15},
+		{[]string{"/race", marker, content, "1000", g.dir, shm}, 14},
 	} {
 		r := g.run(t, run.args...)
 		if r.Code != 0 {
