@@ -468,7 +468,7 @@ func openPty(t *testing.T) (*os.File, *os.File) {
 // TestConfineRootlessRace races the tracer the two ways a guest can once
 // the tracer has checked a path: another guest thread swaps a path
 // component for a symlink out of the root between the tracer's work and the
-// kernel's lookup (open, stat, creat, access, chmod, mkdir, connect; with a symlink
+// kernel's lookup (open, openat2, stat, creat, access, chmod, mkdir, connect; with a symlink
 // to "/" and one made of ".."), or overwrites the translated path in the
 // guest's memory before the kernel reads it. Each combination runs for a
 // bounded time; any attempt that read the host-only marker, stat-ed,
@@ -504,8 +504,8 @@ func TestConfineRootlessRace(t *testing.T) {
 		args   []string
 		phases int
 	}{
-		{[]string{"/race", marker, content, "2000", g.dir}, 15},
-		{[]string{"/race", marker, content, "1000", g.dir, shm}, 14},
+		{[]string{"/race", marker, content, "1500", g.dir}, 17},
+		{[]string{"/race", marker, content, "1000", g.dir, shm}, 16},
 	} {
 		r := g.run(t, run.args...)
 		if r.Code != 0 {

@@ -63,7 +63,73 @@ func openat2Entry(c *Call) {
 		}
 		return
 	}
-	c.tr.translateArg(c, pathArg{dir: 0, path: 1, flags: noArg, follow: openFollow(flags)})
+	a := pathArg{dir: 0, path: 1, flags: noArg, follow: openFollow(flags)}
+	if rootRun.guest {
+		p, err := c.ReadString(c.Arg(1))
+		if err != nil {
+			c.Fail(errnoOf(err))
+			return
+		}
+		if p == "" {
+			return // the kernel's ENOENT
+		}
+		res, errno := c.tr.resolve(c, 0, pathmap.Request{Path: p, Follow: a.follows(c)})
+		if errno != 0 {
+			c.Fail(errno)
+			return
+		}
+		if rel, ok := inRootPath(res); ok {
+			// As open and openat (rootfd.go): the kernel walks the
+			// canonical guest path from the guest root descriptor,
+			// with the guest's own resolve flags added.
+			n := make([]byte, openHowSize)
+			copy(n, how[:])
+			binary.LittleEndian.PutUint64(n[16:], resolve|unix.RESOLVE_IN_ROOT)
+			c.SetArg(0, guestRootFd)
+			c.SetArg(1, c.PushString(rel))
+			c.SetArg(2, c.Push(n))
+			c.SetArg(3, openHowSize)
+			return
+		}
+		if resolve&(unix.RESOLVE_NO_MAGICLINKS|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_XDEV) == 0 &&
+			openat2Pinned(c, how[:], res) {
+			return
+		}
+	}
+	c.tr.translateArg(c, a)
+}
+
+// openat2Pinned is openPinned (rootfd.go) for openat2, whose flags are in
+// the open_how: the held parent directory and the last name with
+// O_NOFOLLOW. The path goes through a magic link of nook's, which the
+// guest's RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV
+// would refuse: the caller keeps the host path then.
+func openat2Pinned(c *Call, how []byte, res pathmap.Result) bool {
+	slash := len(res.Host) > 1 && res.Host[len(res.Host)-1] == '/'
+	fd, name, own, ok, errno := c.tr.safeOpen(res, !slash, true)
+	if !ok {
+		return false
+	}
+	if errno != 0 {
+		c.Fail(errno)
+		return true
+	}
+	if own {
+		c.tr.hold(c.T.Tid, fd)
+	}
+	p := pinnedPath(fd)
+	n := make([]byte, openHowSize)
+	copy(n, how)
+	if slash {
+		p += "/"
+	} else {
+		p += "/" + name
+		binary.LittleEndian.PutUint64(n[0:], binary.LittleEndian.Uint64(n[0:])|unix.O_NOFOLLOW)
+	}
+	c.SetArg(1, c.PushString(p))
+	c.SetArg(2, c.Push(n))
+	c.SetArg(3, openHowSize)
+	return true
 }
 
 // openFollow is the follow rule of open flags.

@@ -65,6 +65,16 @@ static void *attacker(void *arg) {
 				buf[n > 0 ? n : 0] = 0;
 				if (strstr(buf, content)) a->escapes++;
 			}
+		} else if (!strcmp(a->call, "openat2")) {
+			unsigned long long how[3] = { O_RDONLY, 0, 0 };
+			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
+			int fd = syscall(437 /* SYS_openat2 */, AT_FDCWD, p, how, sizeof how);
+			if (fd >= 0) {
+				ssize_t n = read(fd, buf, sizeof buf - 1);
+				close(fd);
+				buf[n > 0 ? n : 0] = 0;
+				if (strstr(buf, content)) a->escapes++;
+			}
 		} else if (!strcmp(a->call, "stat")) {
 			struct stat st;
 			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
@@ -176,9 +186,9 @@ int main(int argc, char **argv) {
 	snprintf(dirb, sizeof dirb, "%s/b", base);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
-	const char *calls[] = { "open", "stat", "creat", "access", "chmod", "mkdir", "connect" };
+	const char *calls[] = { "open", "openat2", "stat", "creat", "access", "chmod", "mkdir", "connect" };
 	for (int t = 0; t < 2; t++)
-		for (int c = 0; c < 7; c++)
+		for (int c = 0; c < 8; c++)
 			phase(targets[t], calls[c]);
 	if (argc > 5) return 0; /* the memory race is the same anywhere */
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
