@@ -16,17 +16,20 @@ import (
 // not happen under the tracer: no_new_privs and emulated set*id.)
 
 func init() {
-	for _, op := range []uint64{unix.PR_SET_DUMPABLE, unix.PR_GET_DUMPABLE} {
+	// The option is an int: the filter, like the kernel, looks at the
+	// register's low half only (a guest setting the upper half must not
+	// reach the real prctl).
+	for _, op := range []uint32{unix.PR_SET_DUMPABLE, unix.PR_GET_DUMPABLE} {
 		Register(unix.SYS_PRCTL, Hook{
 			Entry: dumpableEntry,
-			When:  []seccomp.ScmpCondition{{Argument: 0, Op: seccomp.CompareEqual, Operand1: op}},
+			When:  []seccomp.ScmpCondition{argIs(0, op)},
 		})
 	}
 }
 
 func dumpableEntry(c *Call) {
 	p := c.T.P
-	switch c.Arg(0) {
+	switch uint32(c.Arg(0)) {
 	case unix.PR_SET_DUMPABLE:
 		switch c.Arg(1) {
 		case 0:

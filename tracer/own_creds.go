@@ -71,7 +71,7 @@ func init() {
 	for _, op := range []uint64{unix.PR_SET_KEEPCAPS, unix.PR_GET_KEEPCAPS, unix.PR_CAPBSET_READ, unix.PR_CAPBSET_DROP} {
 		Register(unix.SYS_PRCTL, Hook{
 			Entry: ownPrctl,
-			When:  []seccomp.ScmpCondition{{Argument: 0, Op: seccomp.CompareEqual, Operand1: op}},
+			When:  []seccomp.ScmpCondition{argIs(0, uint32(op))},
 		})
 	}
 }
@@ -240,7 +240,8 @@ func ownCapset(c *Call) {
 
 func ownPrctl(c *Call) {
 	cr := ownCreds(c.T.P)
-	switch c.Arg(0) {
+	// The option is an int: the kernel ignores the register's upper half.
+	switch uint32(c.Arg(0)) {
 	case unix.PR_SET_KEEPCAPS:
 		if c.Arg(1) > 1 {
 			c.Fail(unix.EINVAL)
