@@ -325,7 +325,7 @@ func (tr *tracer) syscallEntry(t *Thread) bool {
 		c.Fail(errnoOf(err))
 	}
 	if c.dirty {
-		if err := setRegs(t.Tid, &c.Regs); err != nil {
+		if err := writeRegs(t.Tid, &c.Regs, &c.orig); err != nil {
 			return false
 		}
 	}
@@ -361,6 +361,7 @@ func (tr *tracer) syscallExit(t *Thread) {
 	if err := getRegs(t.Tid, &c.Regs); err != nil {
 		return
 	}
+	was := c.Regs
 	tr.proc.cur = t
 	if r := c.Result(); r <= -512 && r >= -516 {
 		// -ERESTARTSYS and friends: the call will be re-executed (and
@@ -377,7 +378,7 @@ func (tr *tracer) syscallExit(t *Thread) {
 		f(c)
 	}
 	if err := c.flush(); err == nil && c.dirty {
-		setRegs(t.Tid, &c.Regs)
+		writeRegs(t.Tid, &c.Regs, &was)
 	}
 	t.Scratch, t.mine = nil, nil
 }
