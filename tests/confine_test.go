@@ -468,9 +468,10 @@ func openPty(t *testing.T) (*os.File, *os.File) {
 // TestConfineRootlessRace races the tracer the two ways a guest can once
 // the tracer has checked a path: another guest thread swaps a path
 // component for a symlink out of the root between the tracer's work and the
-// kernel's lookup (open, openat2, stat, creat, access, chmod, mkdir, connect; with a symlink
-// to "/" and one made of ".."), or overwrites the translated path in the
-// guest's memory before the kernel reads it. Each combination runs for a
+// kernel's lookup (open, openat2, stat, creat, access, chmod, mkdir,
+// readlink, connect; with a symlink to "/" and one made of ".."), or
+// overwrites the translated path in the guest's memory before the kernel
+// reads it. Each combination runs for a
 // bounded time; any attempt that read the host-only marker, stat-ed,
 // accessed or chmod-ed it, or created a file or directory beside the guest
 // root fails the test (closed by tracer/rootfd.go and the sealed scratch
@@ -479,6 +480,11 @@ func TestConfineRootlessRace(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "race", musl(t, testSource(t, "confine/race.c"), true, "-lpthread"), 0o755)
 	marker, content := hostMarker(t, g)
+	// A symlink of the host's beside the marker, whose text a readlink
+	// that escapes reads.
+	if err := os.Symlink(content, marker+".link"); err != nil {
+		t.Fatal(err)
+	}
 	// A socket of the host's beside the marker, which a connect that
 	// escapes reaches.
 	l, err := net.Listen("unix", marker+".sock")
@@ -504,8 +510,8 @@ func TestConfineRootlessRace(t *testing.T) {
 		args   []string
 		phases int
 	}{
-		{[]string{"/race", marker, content, "1500", g.dir}, 17},
-		{[]string{"/race", marker, content, "1000", g.dir, shm}, 16},
+		{[]string{"/race", marker, content, "1200", g.dir}, 19},
+		{[]string{"/race", marker, content, "1000", g.dir, shm}, 18},
 	} {
 		r := g.run(t, run.args...)
 		if r.Code != 0 {

@@ -75,7 +75,18 @@ func readlinkEntry(c *Call, dirArg, pathArg, bufArg, sizeArg int) {
 		c.Return(int64(len(b)))
 		return
 	}
-	c.SetArg(pathArg, c.PushString(res.Host))
+	arg := res.Host
+	// readlink reads the last component itself: the held parent and the
+	// name, so that a racing swap does not make it read a host symlink
+	// (rootfd.go).
+	if pinned, errno, ok := c.tr.pin(c, p0(followNever), res); ok {
+		if errno != 0 {
+			c.Fail(errno)
+			return
+		}
+		arg = pinned
+	}
+	c.SetArg(pathArg, c.PushString(arg))
 }
 
 // procPath parses host path h as /proc/PID/REST or /proc/PID/task/TID/REST

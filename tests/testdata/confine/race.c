@@ -16,7 +16,8 @@
  * to race in (default /tmp/race; /dev/shm/... races inside a bind). For each phase and call it prints
  *   race-CALL-TARGET: attempts N escapes M
  * An escape is the marker's content read (open), a successful stat, access
- * or chmod of a name that exists only on the host, a connection to a
+ * or chmod of a name that exists only on the host, the text of a host
+ * symlink beside the marker (MARKER.link) read, a connection to a
  * socket listening on the host beside the marker (MARKER.sock), or a file
  * or directory created (creat, mkdir: the test also looks for them in the
  * host directory). */
@@ -86,6 +87,12 @@ static void *attacker(void *arg) {
 			/* The marker's own mode: an escape changes nothing. */
 			snprintf(p, sizeof p, "%s/%s", dira, hostrel);
 			if (chmod(p, 0644) == 0) a->escapes++;
+		} else if (!strcmp(a->call, "readlink")) {
+			/* A symlink beside the marker whose text is the content. */
+			snprintf(p, sizeof p, "%s/%s.link", dira, hostrel);
+			ssize_t n = readlink(p, buf, sizeof buf - 1);
+			buf[n > 0 ? n : 0] = 0;
+			if (n > 0 && strstr(buf, content)) a->escapes++;
 		} else if (!strcmp(a->call, "connect")) {
 			/* A listening socket beside the marker, on the host. */
 			struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -186,9 +193,9 @@ int main(int argc, char **argv) {
 	snprintf(dirb, sizeof dirb, "%s/b", base);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
-	const char *calls[] = { "open", "openat2", "stat", "creat", "access", "chmod", "mkdir", "connect" };
+	const char *calls[] = { "open", "openat2", "stat", "creat", "access", "chmod", "mkdir", "readlink", "connect" };
 	for (int t = 0; t < 2; t++)
-		for (int c = 0; c < 8; c++)
+		for (int c = 0; c < 9; c++)
 			phase(targets[t], calls[c]);
 	if (argc > 5) return 0; /* the memory race is the same anywhere */
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
