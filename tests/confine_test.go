@@ -469,7 +469,7 @@ func openPty(t *testing.T) (*os.File, *os.File) {
 // the tracer has checked a path: another guest thread swaps a path
 // component for a symlink out of the root between the tracer's work and the
 // kernel's lookup (open, openat2, stat, creat, access, chmod, mkdir,
-// readlink, connect; with a symlink to "/" and one made of ".."), or
+// readlink, connect, exec; with a symlink to "/" and one made of ".."), or
 // overwrites the translated path in the guest's memory before the kernel
 // reads it. Each combination runs for a
 // bounded time; any attempt that read the host-only marker, stat-ed,
@@ -483,6 +483,14 @@ func TestConfineRootlessRace(t *testing.T) {
 	// A symlink of the host's beside the marker, whose text a readlink
 	// that escapes reads.
 	if err := os.Symlink(content, marker+".link"); err != nil {
+		t.Fatal(err)
+	}
+	// A program of the host's beside the marker (a copy of the racer,
+	// which exits with 42 when run as "exit42"), which an exec that
+	// escapes runs.
+	if b, err := os.ReadFile(filepath.Join(g.dir, "race")); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(marker+".exe", b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// A socket of the host's beside the marker, which a connect that
@@ -510,8 +518,8 @@ func TestConfineRootlessRace(t *testing.T) {
 		args   []string
 		phases int
 	}{
-		{[]string{"/race", marker, content, "1200", g.dir}, 19},
-		{[]string{"/race", marker, content, "1000", g.dir, shm}, 18},
+		{[]string{"/race", marker, content, "1200", g.dir}, 21},
+		{[]string{"/race", marker, content, "1000", g.dir, shm}, 20},
 	} {
 		r := g.run(t, run.args...)
 		if r.Code != 0 {

@@ -67,6 +67,10 @@ type exeInfo struct {
 	hasArg bool
 }
 
+// execPinArg is how execEntry pins the file it executes: its parent, held,
+// and the name.
+var execPinArg = pathArg{dir: noArg, path: 0, flags: noArg, follow: followParent}
+
 func (tr *tracer) execEntry(c *Call, at bool) {
 	dirArg, pathArg, argvArg := noArg, 0, 1
 	var flags uint64
@@ -92,6 +96,11 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 	var layout loaderLayout
 	var loader string
 	var host, guest string
+	// hostRes is pathmap's result for host, when host came from a path
+	// (not from a descriptor): the kernel then gets it pinned (see the
+	// end).
+	var hostRes *pathmap.Result
+	origArgv, origEnvp := c.Arg(argvArg), c.Arg(argvArg+1)
 	if at && name == "" && flags&unix.AT_EMPTY_PATH != 0 {
 		fd := int(int32(c.Arg(0)))
 		h, err := readlinkProc(c.T.Tid, "fd/"+strconv.Itoa(fd))
@@ -122,6 +131,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			return
 		}
 		host, guest = res.Host, res.Guest
+		hostRes = &res
 	}
 
 	// The argv array is read only when it must change (a script or a
@@ -162,6 +172,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 				return
 			}
 			host, guest = res.Host, res.Guest
+			hostRes = &res
 			continue
 		case kindDynamic:
 			res, errno := tr.resolve(c, noArg, follow(info.interp))
@@ -202,6 +213,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			args, changedArgv = n, true
 			c.T.pendingExe = guest
 			host = res.Host
+			hostRes = &res
 		default:
 			c.T.pendingExe = guest
 		}
@@ -218,7 +230,39 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 	if !changedArgv {
 		total = len(host) + 16
 	}
+	// The kernel walks the path it is given after this stop: a racing
+	// thread could swap a component of the program's or the loader's
+	// path for a symlink to a host program. It gets the held parent
+	// directory and the name instead, through execveat with
+	// AT_SYMLINK_NOFOLLOW (rootfd.go); the name keeps comm right.
+	pinned := ""
+	if hostRes != nil {
+		p, errno, ok := tr.pin(c, execPinArg, *hostRes)
+		if ok && errno != 0 {
+			c.Fail(errno)
+			return
+		}
+		if ok {
+			pinned = p
+			total += len(p) + 16
+		}
+	}
 	if !c.reserveAll(total) {
+		return
+	}
+	if pinned != "" {
+		argv := origArgv
+		if changedArgv {
+			argv = pushArgv(c, args)
+		}
+		c.T.pendingView = newProcView(comm, host, loader, layout)
+		c.Regs.Orig_rax = unix.SYS_EXECVEAT
+		fdcwd := int64(unix.AT_FDCWD)
+		c.SetArg(0, uint64(fdcwd))
+		c.SetArg(1, c.PushString(pinned))
+		c.SetArg(2, argv)
+		c.SetArg(3, origEnvp)
+		c.SetArg(4, unix.AT_SYMLINK_NOFOLLOW)
 		return
 	}
 	c.SetArg(pathArg, c.PushString(host))

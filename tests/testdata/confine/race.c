@@ -17,7 +17,8 @@
  *   race-CALL-TARGET: attempts N escapes M
  * An escape is the marker's content read (open), a successful stat, access
  * or chmod of a name that exists only on the host, the text of a host
- * symlink beside the marker (MARKER.link) read, a connection to a
+ * symlink beside the marker (MARKER.link) read, a host program beside it
+ * (MARKER.exe, a copy of this one) run, a connection to a
  * socket listening on the host beside the marker (MARKER.sock), or a file
  * or directory created (creat, mkdir: the test also looks for them in the
  * host directory). */
@@ -31,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -93,6 +95,17 @@ static void *attacker(void *arg) {
 			ssize_t n = readlink(p, buf, sizeof buf - 1);
 			buf[n > 0 ? n : 0] = 0;
 			if (n > 0 && strstr(buf, content)) a->escapes++;
+		} else if (!strcmp(a->call, "exec")) {
+			/* A copy of this program beside the marker, on the host:
+			 * run as "exit42", it exits with 42. */
+			snprintf(p, sizeof p, "%s/%s.exe", dira, hostrel);
+			pid_t pid = fork();
+			if (pid == 0) {
+				execl(p, p, "exit42", (char *)0);
+				_exit(1);
+			}
+			int st;
+			if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 42) a->escapes++;
 		} else if (!strcmp(a->call, "connect")) {
 			/* A listening socket beside the marker, on the host. */
 			struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -182,6 +195,7 @@ static void memory_phase(void) {
 }
 
 int main(int argc, char **argv) {
+	if (argc == 2 && !strcmp(argv[1], "exit42")) return 42;
 	if (argc < 5) return 2;
 	snprintf(hostrel, sizeof hostrel, "%s", argv[1] + 1);
 	snprintf(hostdirrel, sizeof hostdirrel, "%s", hostrel);
@@ -193,9 +207,9 @@ int main(int argc, char **argv) {
 	snprintf(dirb, sizeof dirb, "%s/b", base);
 	setvbuf(stdout, 0, _IONBF, 0);
 	const char *targets[] = { "/", "../../../../../../../../../.." };
-	const char *calls[] = { "open", "openat2", "stat", "creat", "access", "chmod", "mkdir", "readlink", "connect" };
+	const char *calls[] = { "open", "openat2", "stat", "creat", "access", "chmod", "mkdir", "readlink", "connect", "exec" };
 	for (int t = 0; t < 2; t++)
-		for (int c = 0; c < 9; c++)
+		for (int c = 0; c < 10; c++)
 			phase(targets[t], calls[c]);
 	if (argc > 5) return 0; /* the memory race is the same anywhere */
 	snprintf(translated, sizeof translated, "%s/etc/hostname", argv[4]);
