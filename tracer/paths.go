@@ -368,15 +368,9 @@ func chdirEntry(c *Call) {
 		c.Fail(errno)
 		return
 	}
-	arg := res.Host
-	if pinned, errno, ok := c.tr.pin(c, p0(followAlways), res); ok {
-		if errno != 0 {
-			c.Fail(errno)
-			return
-		}
-		arg = pinned
+	if !c.tr.setPathArg(c, p0(followAlways), res) {
+		return
 	}
-	c.SetArg(0, c.PushString(arg))
 	c.T.mine = chdirScratch{res.Guest, res.Host}
 }
 

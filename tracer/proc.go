@@ -41,8 +41,8 @@ func getcwdEntry(c *Call) {
 // /proc (exe, cwd, root, fd/N of guest processes) it emulates the call with
 // the guest path of the target. Other symlinks' contents are guest paths
 // already.
-func readlinkEntry(c *Call, dirArg, pathArg, bufArg, sizeArg int) {
-	p, err := c.ReadString(c.Arg(pathArg))
+func readlinkEntry(c *Call, dirArg, pathIdx, bufArg, sizeArg int) {
+	p, err := c.ReadString(c.Arg(pathIdx))
 	if err != nil {
 		c.Fail(errnoOf(err))
 		return
@@ -75,18 +75,10 @@ func readlinkEntry(c *Call, dirArg, pathArg, bufArg, sizeArg int) {
 		c.Return(int64(len(b)))
 		return
 	}
-	arg := res.Host
 	// readlink reads the last component itself: the held parent and the
 	// name, so that a racing swap does not make it read a host symlink
 	// (rootfd.go).
-	if pinned, errno, ok := c.tr.pin(c, p0(followNever), res); ok {
-		if errno != 0 {
-			c.Fail(errno)
-			return
-		}
-		arg = pinned
-	}
-	c.SetArg(pathArg, c.PushString(arg))
+	c.tr.setPathArg(c, pathArg{dir: noArg, path: int8(pathIdx), flags: noArg, follow: followNever}, res)
 }
 
 // procPath parses host path h as /proc/PID/REST or /proc/PID/task/TID/REST

@@ -471,6 +471,22 @@ func (tr *tracer) pin(c *Call, a pathArg, res pathmap.Result) (p string, errno u
 	return p, 0, true
 }
 
+// setPathArg sets the path argument a of c to what the kernel should walk
+// for res: the pinned path where pin allows it, else the host path. It
+// reports false when it failed the call.
+func (tr *tracer) setPathArg(c *Call, a pathArg, res pathmap.Result) bool {
+	arg := res.Host
+	if pinned, errno, ok := tr.pin(c, a, res); ok {
+		if errno != 0 {
+			c.Fail(errno)
+			return false
+		}
+		arg = pinned
+	}
+	c.SetArg(int(a.path), c.PushString(arg))
+	return true
+}
+
 // pinnedPath is the magic link of the tracer's descriptor fd, as the
 // guest's kernel and the tracer itself can both walk it.
 func pinnedPath(fd int) string {
