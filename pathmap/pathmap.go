@@ -127,6 +127,11 @@ type Result struct {
 	// before EBUSY), even when the host paths are on one file system: the
 	// tracer must fail them itself.
 	MountID int
+	// Type is the file type (unix.S_IFMT bits) of what Host names, when
+	// the walk looked at it (an existing last component, from the host or
+	// the cache), else 0. The kernel may still see another type by the
+	// time it acts (another process changing the tree).
+	Type uint32
 }
 
 // ErrNotVisible is returned by ToGuest for a host path the guest cannot see.

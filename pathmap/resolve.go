@@ -141,7 +141,9 @@ func (m *Mapper) Resolve(r Request) (Result, error) {
 			}
 			continue
 		}
-		return m.result(mustDir, -1)
+		res, err := m.result(mustDir, -1)
+		res.Type = mode
+		return res, err
 	}
 }
 

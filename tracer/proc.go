@@ -75,6 +75,13 @@ func readlinkEntry(c *Call, dirArg, pathIdx, bufArg, sizeArg int) {
 		c.Return(int64(len(b)))
 		return
 	}
+	if res.Type != 0 && res.Type != unix.S_IFLNK && !strings.HasSuffix(res.Host, "/") {
+		// Not a symlink, as the walk just saw: the kernel's EINVAL,
+		// without asking it. gcc's realpath reads every component of
+		// every include directory this way (W3 in docs/performance.md).
+		c.Fail(unix.EINVAL)
+		return
+	}
 	// readlink reads the last component itself: the held parent and the
 	// name, so that a racing swap does not make it read a host symlink
 	// (rootfd.go).
