@@ -96,10 +96,21 @@ func init() {
 
 // openRoot opens the tracer's descriptor of the guest root at host path
 // root, for guests to inherit at guestRootFd when that is possible.
+//
+// Without openat2 and RESOLVE_IN_ROOT (kernels before 5.6, or a container
+// whose seccomp profile refuses openat2) nothing of this file applies: the
+// kernel gets translated host paths, as every ptrace translator does, and
+// the race stays open (docs/security.md). NOOK_OPENAT2=off makes a newer
+// kernel behave so, for the tests of that fallback.
 func openRoot(root string) error {
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
+	}
+	if !openat2Works(fd) {
+		unix.Close(fd)
+		rootRun.fd, rootRun.guest = -1, false
+		return nil
 	}
 	rootRun.fd, rootRun.host = fd, strings.TrimSuffix(root, "/")
 	var lim unix.Rlimit
@@ -108,6 +119,26 @@ func openRoot(root string) error {
 	// lowers it after the dup2.
 	rootRun.guest = unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Max > guestRootFd
 	return nil
+}
+
+// openat2Works probes openat2 with RESOLVE_IN_ROOT from root (an O_PATH
+// descriptor), the way the tracer and the guest will use it.
+func openat2Works(root int) bool {
+	if os.Getenv("NOOK_OPENAT2") == "off" {
+		return false
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
+	for {
+		fd, err := unix.Openat2(root, "/", &how)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		unix.Close(fd)
+		return true
+	}
 }
 
 // closeRoot closes the tracer's descriptor of the guest root.
