@@ -123,7 +123,10 @@ int main(int argc, char **argv) {
 func TestRootlessDirfdCache(t *testing.T) {
 	g := newGuest(t, sharedRootfs(t, alpine320))
 	g.put(t, "dirfds", musl(t, dirfdsC, true, "-lpthread"), 0o755)
+	// Two runs: the flock of the first turns the cache off for the rest
+	// of its run.
 	out := g.sh(t, "mkdir -p /tmp/d && cd /tmp/d && /dirfds")
+	out += g.sh(t, "cd /tmp/d && /dirfds ofd")
 	want := `replaced: fb 0 fa ENOENT
 thread: fb 0 fa ENOENT, main: fa 0
 renamed: fc 0
@@ -131,6 +134,7 @@ removed: ENOENT
 file: ENOTDIR
 exec: 0
 lock: free after close
+ofd lock: free after close
 `
 	if out != want {
 		t.Errorf("dirfds:\n%s\nwant:\n%s", out, want)
@@ -188,10 +192,27 @@ static void *thread(void *arg) {
 	return arg;
 }
 
+static int ofd(void) {
+	// An open file description lock (a read lock: a directory cannot be
+	// opened for writing) must be gone as well once its descriptor is.
+	// In a run of its own: after the flock above the cache is off.
+	int dm = dir("m");
+	st(dm, "nothing");
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+	if (fcntl(dm, F_OFD_SETLK, &fl)) { perror("F_OFD_SETLK"); return 1; }
+	close(dm);
+	dm = open("m", O_RDONLY | O_DIRECTORY);
+	struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(dm, F_OFD_GETLK, &q)) { perror("F_OFD_GETLK"); return 1; }
+	printf("ofd lock: %s\n", q.l_type == F_UNLCK ? "free after close" : "still held");
+	return 0;
+}
+
 int main(int argc, char **argv) {
-	(void)argv;
-	if (argc > 1)
+	if (argc > 1 && strcmp(argv[1], "exit") == 0)
 		return 0;
+	if (argc > 1 && strcmp(argv[1], "ofd") == 0)
+		return ofd();
 	pid_t p;
 	int ws;
 	da = dir("a"); db = dir("b");

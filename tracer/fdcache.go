@@ -63,7 +63,15 @@ func init() {
 	}
 }
 
+// dirCacheOff runs at the stops of flock and of fcntl with the commands
+// above; other fcntl commands stop for other files' hooks (every hook of a
+// syscall runs at each of its stops).
 func dirCacheOff(c *Call) {
+	if c.Nr == unix.SYS_FCNTL {
+		if cmd := uint32(c.Arg(1)); cmd != unix.F_OFD_SETLK && cmd != unix.F_OFD_SETLKW {
+			return
+		}
+	}
 	d := &c.tr.dirs
 	d.closeAll()
 	d.off = true
