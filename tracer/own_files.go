@@ -367,9 +367,22 @@ func ownMknod(c *Call, dirArg, pathArg int) {
 		return
 	}
 	perm := mode & 0o7777 &^ ownUmask(c.T.Tid)
+	// The file is created in the held parent directory (rootfd.go): a
+	// racing thread's swap cannot make it appear in a host directory.
+	dirFd, name := unix.AT_FDCWD, res.Host
+	if pfd, pname, own, ok, errno := c.tr.safeOpen(res, true, false); ok {
+		if errno != 0 {
+			c.Fail(errno)
+			return
+		}
+		if own {
+			defer unix.Close(pfd)
+		}
+		dirFd, name = pfd, pname
+	}
 	var fd int
 	err = ownRetry(func() (err error) {
-		fd, err = unix.Open(res.Host, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		fd, err = unix.Openat(dirFd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		return err
 	})
 	if err != nil {
@@ -377,12 +390,14 @@ func ownMknod(c *Call, dirArg, pathArg int) {
 		return
 	}
 	unix.Fchmod(fd, ownership.DiskMode(unix.S_IFREG, perm))
+	var sys unix.Stat_t
+	err = ownRetry(func() error { return unix.Fstat(fd, &sys) })
 	unix.Close(fd)
-	st, errno := ownStat(res.Host, false)
-	if errno != 0 {
-		c.Fail(errno)
+	if err != nil {
+		c.Fail(errnoOf(err))
 		return
 	}
+	st := ownership.StatFrom(&sys)
 	parent, _ := ownParent(res.Host)
 	dev := c.Arg(modeArg + 1)
 	// The kernel's mknod takes the device number in its 32-bit "new"
