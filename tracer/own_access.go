@@ -44,7 +44,7 @@ func ownAccess(c *Call, dirArg, pathArg, modeArg, flagsArg int) {
 		return
 	}
 	at := 0
-	if !follow {
+	if !ownFollows(host, follow) {
 		at = unix.AT_SYMLINK_NOFOLLOW
 	}
 	realErr := ownRetry(func() error { return unix.Faccessat(unix.AT_FDCWD, host, mode, at) })

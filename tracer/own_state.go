@@ -244,25 +244,32 @@ func ownTarget(c *Call, dirArg, pathArg int, follow, emptyOK bool) (string, owne
 			return "", ownership.Stat{}, errno
 		}
 		host = res.Host
-		if follow {
-			// The file itself, held open, stands for the path: what
-			// the caller does to it (chmod, access, xattrs) cannot be
-			// led out of the guest by a racing symlink swap
-			// (rootfd.go). Hints map the magic link back (ownHint).
-			fd, _, own, ok, errno := c.tr.safeOpen(res, false, true)
-			if ok {
-				if errno != 0 {
-					return "", ownership.Stat{}, errno
-				}
-				if own {
-					c.tr.hold(c.T.Tid, fd)
-				}
-				host = pinnedPath(fd)
+		// The file itself, held open, stands for the path: what the
+		// caller does to it (chmod, access, xattrs) cannot be led out of
+		// the guest by a racing symlink swap (rootfd.go). The magic link
+		// leads to the file it holds, a symlink too when the call does
+		// not follow one: callers use the following variants of the host
+		// calls on it (ownFollows). Hints map it back (ownHint).
+		fd, _, own, ok, errno := c.tr.safeOpen(res, false, follow)
+		if ok {
+			if errno != 0 {
+				return "", ownership.Stat{}, errno
 			}
+			if own {
+				c.tr.hold(c.T.Tid, fd)
+			}
+			host, follow = pinnedPath(fd), true
 		}
 	}
 	st, errno := ownStat(host, follow)
 	return host, st, errno
+}
+
+// ownFollows reports whether a host call on host, which ownTarget
+// returned, must follow a final symlink: when the call does (follow), and
+// always on a held descriptor's magic link, which names the file itself.
+func ownFollows(host string, follow bool) bool {
+	return follow || isPinned(host)
 }
 
 // ownHint is the path hint of the file at host path p, which may be a

@@ -134,7 +134,7 @@ func ownRemovexattr(c *Call, dirArg, pathArg int, follow bool) {
 		// is ENODATA, which the kernel would hide behind the EPERM of
 		// the capability check.
 		get := unix.Getxattr
-		if !follow {
+		if !ownFollows(host, follow) {
 			get = unix.Lgetxattr
 		}
 		if _, err := get(host, "security.capability", nil); err == unix.ENODATA {
@@ -158,7 +158,7 @@ func ownListxattr(c *Call, dirArg, pathArg int, follow bool) {
 		return
 	}
 	list := unix.Listxattr
-	if !follow {
+	if !ownFollows(host, follow) {
 		list = unix.Llistxattr
 	}
 	var names []byte

@@ -527,6 +527,11 @@ func pinnedPath(fd int) string {
 	return pinState.prefix + strconv.Itoa(fd)
 }
 
+// isPinned reports whether p is a path pinnedPath made.
+func isPinned(p string) bool {
+	return pinState.prefix != "" && strings.HasPrefix(p, pinState.prefix)
+}
+
 // hold keeps fd open for thread tid's call (see pinRing).
 func (tr *tracer) hold(tid, fd int) {
 	r := pinState.rings[tid]
