@@ -51,6 +51,7 @@ type dirCache struct {
 	tick uint64
 	off  bool
 	self int
+	last lastChecked
 }
 
 func init() {
@@ -110,9 +111,28 @@ func (d *dirCache) lookup(tr *tracer, t *Thread, fd int) (guest, host string, ok
 		}
 		d.tick++
 		e.used = d.tick
+		d.last = lastChecked{t: t, fd: fd, dup: e.dup}
 		return e.guest, e.host, true
 	}
 	return "", "", false
+}
+
+// lastChecked is the entry lookup or fill found valid last, in this stop
+// or an earlier one.
+type lastChecked struct {
+	t   *Thread
+	fd  int
+	dup int
+}
+
+// checked returns the tracer's duplicate of the directory open on fd in
+// thread t, if lookup or fill just checked it (fdGuest, earlier in the same
+// stop: the caller must have resolved a path relative to fd in this stop).
+func (d *dirCache) checked(t *Thread, fd int) (int, bool) {
+	if d.off || d.last.t != t || d.last.fd != fd || d.last.dup <= 0 {
+		return 0, false
+	}
+	return d.last.dup, true
 }
 
 // fill duplicates the directory open on fd in thread t and caches its
@@ -167,6 +187,7 @@ func (d *dirCache) fill(tr *tracer, t *Thread, fd int) (guest, host string, ok b
 	}
 	d.tick++
 	d.e = append(d.e, dirEntry{p: t.P, fd: fd, dup: dup, guest: g, host: h, gen: tr.gen, used: d.tick})
+	d.last = lastChecked{t: t, fd: fd, dup: dup}
 	keep = true
 	return g, h, true
 }
@@ -200,6 +221,9 @@ func (d *dirCache) dropProcess(p *Process) {
 }
 
 func (d *dirCache) drop(i int) {
+	if d.last.dup == d.e[i].dup {
+		d.last = lastChecked{}
+	}
 	closeFd(d.e[i].dup)
 	last := len(d.e) - 1
 	d.e[i] = d.e[last]

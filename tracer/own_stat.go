@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -31,23 +32,24 @@ func init() {
 // AT_EMPTY_PATH, a NULL path (statx), or no path argument at all names
 // the file open on the dirfd.
 // isFd is set when the path is a /proc/PID/fd/N link. res is pathmap's
-// result for a path argument (nil otherwise), for statInRoot.
-func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, res *pathmap.Result, fol, isFd bool, errno unix.Errno) {
+// result for a path argument (nil otherwise), for statInRoot; held, when
+// set, is a cheaper race-free route to the same file (heldName).
+func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (host string, res *pathmap.Result, held heldName, fol, isFd bool, errno unix.Errno) {
 	p := ""
 	if pathArg != noArg && c.Arg(pathArg) == 0 && !(c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0) {
-		return "", nil, false, false, unix.EFAULT
+		return "", nil, held, false, false, unix.EFAULT
 	}
 	if pathArg != noArg && c.Arg(pathArg) != 0 {
 		s, err := c.ReadString(c.Arg(pathArg))
 		if err != nil {
-			return "", nil, false, false, errnoOf(err)
+			return "", nil, held, false, false, errnoOf(err)
 		}
 		p = s
 	}
 	fdOnly := pathArg == noArg || (c.Arg(pathArg) == 0 && c.Nr == unix.SYS_STATX && flags&unix.AT_EMPTY_PATH != 0)
 	if p == "" && !fdOnly {
 		if flags&unix.AT_EMPTY_PATH == 0 {
-			return "", nil, false, false, unix.ENOENT
+			return "", nil, held, false, false, unix.ENOENT
 		}
 		fdOnly = true
 	}
@@ -59,20 +61,23 @@ func ownStatTarget(c *Call, dirArg, pathArg int, flags uint64, follow bool) (hos
 		if fd == unix.AT_FDCWD {
 			cwd, err := c.tr.cwdOf(c.T)
 			if err != nil {
-				return "", nil, false, false, errnoOf(err)
+				return "", nil, held, false, false, errnoOf(err)
 			}
 			res, errno := c.tr.resolve(c, noArg, pathmapRequest(cwd, true))
-			return res.Host, nil, true, false, errno
+			return res.Host, nil, held, true, false, errno
 		}
 		if fd < 0 {
-			return "", nil, false, false, unix.EBADF
+			return "", nil, held, false, false, unix.EBADF
 		}
 		// The magic link reaches the open file itself, whatever it is
 		// (a pipe, a deleted file, a file outside the guest).
-		return fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, fd), nil, true, true, 0
+		return fmt.Sprintf("/proc/%d/fd/%d", c.T.Tid, fd), nil, held, true, true, 0
 	}
 	r, errno := c.tr.resolve(c, dirArg, pathmapRequest(p, follow))
-	return r.Host, &r, follow, false, errno
+	if errno == 0 && dirArg != noArg {
+		held = c.tr.heldNameOf(c, int(int32(c.Arg(dirArg))), p, r)
+	}
+	return r.Host, &r, held, follow, false, errno
 }
 
 func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
@@ -86,7 +91,7 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		}
 		follow = flags&unix.AT_SYMLINK_NOFOLLOW == 0
 	}
-	host, res, follow, isFd, errno := ownStatTarget(c, dirArg, pathArg, flags, follow)
+	host, res, held, follow, isFd, errno := ownStatTarget(c, dirArg, pathArg, flags, follow)
 	if errno != 0 {
 		c.Fail(errno)
 		return
@@ -96,14 +101,18 @@ func ownStatEntry(c *Call, dirArg, pathArg, flagsArg, bufArg int, follow bool) {
 		at = unix.AT_SYMLINK_NOFOLLOW
 	}
 	var st unix.Stat_t
-	fd, inRoot, err := c.tr.statInRoot(res, follow)
-	if inRoot {
-		if err == nil {
-			err = ownRetry(func() error { return unix.Fstat(fd, &st) })
-			unix.Close(fd)
+	done, err := held.stat(&st, follow)
+	if !done {
+		fd, inRoot, oerr := c.tr.statInRoot(res, follow)
+		if inRoot {
+			err = oerr
+			if err == nil {
+				err = ownRetry(func() error { return unix.Fstat(fd, &st) })
+				unix.Close(fd)
+			}
+		} else {
+			err = ownRetry(func() error { return unix.Fstatat(unix.AT_FDCWD, host, &st, at) })
 		}
-	} else {
-		err = ownRetry(func() error { return unix.Fstatat(unix.AT_FDCWD, host, &st, at) })
 	}
 	if err != nil {
 		c.Fail(ownFdErrno(err, isFd))
@@ -136,7 +145,7 @@ func ownStatxEntry(c *Call) {
 		c.Fail(unix.EINVAL)
 		return
 	}
-	host, res, follow, isFd, errno := ownStatTarget(c, 0, 1, flags, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
+	host, res, _, follow, isFd, errno := ownStatTarget(c, 0, 1, flags, flags&unix.AT_SYMLINK_NOFOLLOW == 0)
 	if errno != 0 {
 		c.Fail(errno)
 		return
@@ -220,4 +229,53 @@ func ownDrain() {
 		ownRun.store.Created(st, ownRel(p.host), p.creds, p.parent, ownRun.host)
 	}
 	ownRun.pending = ownRun.pending[:0]
+}
+
+// heldName is a stat-like call's file as a name in a directory the tracer
+// holds: the guest's own directory descriptor, duplicated (fdcache.go).
+// fstatat of one name that is not followed walks nothing a racing thread
+// could swap, and costs half of the RESOLVE_IN_ROOT route (no path walk,
+// no descriptor to open and close; docs/performance.md). find's
+// newfstatat(dirfd, "name", AT_SYMLINK_NOFOLLOW), W1's hottest call, is
+// this.
+type heldName struct {
+	dir  int // -1 or 0 (the zero value): none
+	name string
+}
+
+func (h heldName) ok() bool { return h.name != "" }
+
+// heldNameOf returns the held route for path p relative to the guest's
+// descriptor fd, which pathmap resolved to res: p is a single name, the
+// descriptor's directory is held and was checked at this stop (fdGuest),
+// and pathmap found the name right there (no bind mounted on it, no
+// symlink it followed: Host is the directory's host path and the name).
+func (tr *tracer) heldNameOf(c *Call, fd int, p string, res pathmap.Result) heldName {
+	if p == "" || p == "." || p == ".." || strings.IndexByte(p, '/') >= 0 || tr.base == "" {
+		return heldName{}
+	}
+	if len(res.Host) != len(tr.base)+1+len(p) || !strings.HasPrefix(res.Host, tr.base) ||
+		res.Host[len(tr.base)] != '/' || !strings.HasSuffix(res.Host, p) {
+		return heldName{}
+	}
+	dup, ok := tr.dirs.checked(c.T, fd)
+	if !ok {
+		return heldName{}
+	}
+	return heldName{dir: dup, name: p}
+}
+
+// stat stats h without following a final symlink, and reports whether
+// that answers a call that follows one (follow) or not: a symlink where
+// pathmap saw none was swapped in since, and the caller's full route
+// follows it inside the guest.
+func (h heldName) stat(st *unix.Stat_t, follow bool) (done bool, err error) {
+	if !h.ok() {
+		return false, nil
+	}
+	err = ownRetry(func() error { return unix.Fstatat(h.dir, h.name, st, unix.AT_SYMLINK_NOFOLLOW) })
+	if err == nil && follow && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return false, nil
+	}
+	return true, err
 }
