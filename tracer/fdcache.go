@@ -2,8 +2,6 @@ package tracer
 
 import (
 	"os"
-	"strconv"
-	"strings"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -194,18 +192,7 @@ func (d *dirCache) fill(tr *tracer, t *Thread, fd int) (guest, host string, ok b
 
 // dupPaths returns the guest and host paths of the tracer's descriptor dup.
 func (tr *tracer) dupPaths(dup int) (guest, host string, errno unix.Errno) {
-	host, err := readlinkProc(tr.dirs.self, "fd/"+strconv.Itoa(dup))
-	if err != nil || !strings.HasPrefix(host, "/") {
-		return "", "", unix.EBADF
-	}
-	if strings.HasSuffix(host, " (deleted)") {
-		return "", "", unix.ENOENT
-	}
-	g, err := tr.m.ToGuest(host)
-	if err != nil {
-		return "", "", unix.EACCES
-	}
-	return g, host, 0
+	return tr.fdPaths(tr.dirs.self, dup, unix.EBADF)
 }
 
 // dropProcess forgets the descriptors of p (its last thread is gone, or it

@@ -25,21 +25,28 @@ func (tr *tracer) fdGuest(tid, fd int) (guest, host string, errno unix.Errno) {
 			return g, h, 0
 		}
 	}
-	host, err := readlinkProc(tid, "fd/"+strconv.Itoa(fd))
+	// pipe:[N], socket:[N], anon_inode:...: not a directory.
+	return tr.fdPaths(tid, fd, unix.ENOTDIR)
+}
+
+// fdPaths reads the magic link /proc/PID/fd/FD and maps it to the guest:
+// notPath is the error for a file that has no path (a pipe, a socket),
+// ENOENT for a deleted one, EACCES for a directory the guest cannot see
+// (inherited from the host: resolving relative to it would escape the
+// guest).
+func (tr *tracer) fdPaths(pid, fd int, notPath unix.Errno) (guest, host string, errno unix.Errno) {
+	host, err := readlinkProc(pid, "fd/"+strconv.Itoa(fd))
 	if err != nil {
 		return "", "", unix.EBADF
 	}
 	if !strings.HasPrefix(host, "/") {
-		// pipe:[N], socket:[N], anon_inode:...: not a directory.
-		return "", "", unix.ENOTDIR
+		return "", "", notPath
 	}
 	if strings.HasSuffix(host, " (deleted)") {
 		return "", "", unix.ENOENT
 	}
 	g, err := tr.m.ToGuest(host)
 	if err != nil {
-		// A directory the guest cannot see (inherited from the host):
-		// resolving relative to it would escape the guest.
 		return "", "", unix.EACCES
 	}
 	return g, host, 0
