@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -105,8 +106,7 @@ func openat2Entry(c *Call) {
 // guest's RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS and RESOLVE_NO_XDEV
 // would refuse: the caller keeps the host path then.
 func openat2Pinned(c *Call, how []byte, res pathmap.Result) bool {
-	slash := len(res.Host) > 1 && res.Host[len(res.Host)-1] == '/'
-	fd, name, own, ok, errno := c.tr.safeOpen(res, !slash, true)
+	p, errno, ok := c.tr.pin(c, openPinArg, res)
 	if !ok {
 		return false
 	}
@@ -114,16 +114,9 @@ func openat2Pinned(c *Call, how []byte, res pathmap.Result) bool {
 		c.Fail(errno)
 		return true
 	}
-	if own {
-		c.tr.hold(c.T.Tid, fd)
-	}
-	p := pinnedPath(fd)
 	n := make([]byte, openHowSize)
 	copy(n, how)
-	if slash {
-		p += "/"
-	} else {
-		p += "/" + name
+	if !strings.HasSuffix(p, "/") {
 		binary.LittleEndian.PutUint64(n[0:], binary.LittleEndian.Uint64(n[0:])|unix.O_NOFOLLOW)
 	}
 	c.SetArg(1, c.PushString(p))

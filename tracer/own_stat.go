@@ -184,15 +184,6 @@ func ownStatxEntry(c *Call) {
 	c.Return(0)
 }
 
-// statInRoot opens the file of a stat-like call's path argument with
-// RESOLVE_IN_ROOT (rootfd.go), when res is one (not nil) and allows it.
-func (tr *tracer) statInRoot(res *pathmap.Result, follow bool) (fd int, ok bool, err error) {
-	if res == nil {
-		return -1, false, nil
-	}
-	return tr.openInRootFd(*res, follow)
-}
-
 // ownFdErrno maps an error of a stat through /proc/PID/fd/N: a
 // descriptor that is not open is EBADF for the guest, not ENOENT.
 func ownFdErrno(err error, isFd bool) unix.Errno {

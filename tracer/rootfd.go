@@ -248,13 +248,16 @@ func openInRoot(c *Call, res pathmap.Result) bool {
 	return true
 }
 
-// openInRootFd opens, from the tracer, the file a stat-like call names
-// (res, following a final symlink or not): an O_PATH descriptor to stat,
-// so that the stat cannot be led out of the guest by a racing symlink swap
-// (safeOpen). ok is false when res does not allow it: the caller stats the
-// host path.
-func (tr *tracer) openInRootFd(res pathmap.Result, follow bool) (fd int, ok bool, err error) {
-	fd, _, own, ok, errno := tr.safeOpen(res, false, follow)
+// statInRoot opens, from the tracer, the file a stat-like call's path
+// argument names (res, nil for no path argument; following a final
+// symlink or not): an O_PATH descriptor to stat, so that the stat cannot
+// be led out of the guest by a racing symlink swap (safeOpen). ok is false
+// when res does not allow it: the caller stats the host path.
+func (tr *tracer) statInRoot(res *pathmap.Result, follow bool) (fd int, ok bool, err error) {
+	if res == nil {
+		return -1, false, nil
+	}
+	fd, _, own, ok, errno := tr.safeOpen(*res, false, follow)
 	if !ok {
 		return -1, false, nil
 	}
@@ -612,17 +615,11 @@ func unpinHost(p string) (string, bool) {
 // false when the call keeps the translated host path; a non-zero errno
 // fails it.
 func (tr *tracer) openPinned(c *Call, pathIdx int, res pathmap.Result) (handled bool, errno unix.Errno) {
-	slash := len(res.Host) > 1 && res.Host[len(res.Host)-1] == '/'
-	fd, name, own, ok, errno := tr.safeOpen(res, !slash, true)
+	p, errno, ok := tr.pin(c, openPinArg, res)
 	if !ok || errno != 0 {
 		return ok, errno
 	}
-	if own {
-		tr.hold(c.T.Tid, fd)
-	}
-	p := pinnedPath(fd)
-	if !slash {
-		p += "/" + name
+	if !strings.HasSuffix(p, "/") {
 		switch c.Nr {
 		case unix.SYS_OPEN:
 			c.SetArg(1, c.Arg(1)|unix.O_NOFOLLOW)
@@ -635,9 +632,13 @@ func (tr *tracer) openPinned(c *Call, pathIdx int, res pathmap.Result) (handled 
 			c.SetArg(2, c.Arg(1))
 			c.SetArg(1, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW)
 		}
-	} else {
-		p += "/"
 	}
 	c.SetArg(pathIdx, c.PushString(p))
 	return true, 0
 }
+
+// openPinArg pins an open as pin pins a call that acts on the name itself:
+// the held parent and the name (the open then gets O_NOFOLLOW), or, after
+// a trailing slash, which makes the kernel follow anyway, the held
+// directory itself (the path pin returns ends with "/").
+var openPinArg = pathArg{dir: noArg, path: noArg, flags: noArg, follow: followNever}
