@@ -72,6 +72,7 @@ type exeInfo struct {
 var execPinArg = pathArg{dir: noArg, path: 0, flags: noArg, follow: followParent}
 
 func (tr *tracer) execEntry(c *Call, at bool) {
+	c.T.pendingStatOK = false
 	dirArg, pathArg, argvArg := noArg, 0, 1
 	var flags uint64
 	if at {
@@ -139,7 +140,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 	var args []arg
 	changedArgv := false
 	for scripts := 0; ; scripts++ {
-		info, errno := tr.inspect(host)
+		info, ist, errno := tr.inspectStat(host)
 		if errno != 0 {
 			c.Fail(errno)
 			return
@@ -180,7 +181,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 				c.Fail(errno)
 				return
 			}
-			li, errno := tr.inspect(res.Host)
+			li, lst, errno := tr.inspectStat(res.Host)
 			if errno != 0 {
 				c.Fail(errno)
 				return
@@ -193,7 +194,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			n := []arg{{s: info.interp}}
 			prog := guest
 			loader, layout = info.interp, loaderPlain
-			if tr.loaderTakesArgv0(res.Host) && len(args) > 0 {
+			if tr.loaderTakesArgv0(res.Host, &lst) && len(args) > 0 {
 				layout = loaderArgv0
 				n = append(n, arg{s: "--argv0"}, args[0])
 			} else if !strings.Contains(filename, "/") {
@@ -212,10 +213,12 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			}
 			args, changedArgv = n, true
 			c.T.pendingExe = guest
+			c.T.pendingStat, c.T.pendingStatOK = ist, true
 			host = res.Host
 			hostRes = &res
 		default:
 			c.T.pendingExe = guest
+			c.T.pendingStat, c.T.pendingStatOK = ist, true
 		}
 		break
 	}
@@ -340,24 +343,31 @@ const maxExeCache = 4096
 // inspect is inspectFile with a cache: most execs run the same few
 // programs, and a stat tells whether a file changed.
 func (tr *tracer) inspect(h string) (exeInfo, unix.Errno) {
+	info, _, errno := tr.inspectStat(h)
+	return info, errno
+}
+
+// inspectStat is inspect, also returning the stat it made (valid when
+// errno is 0).
+func (tr *tracer) inspectStat(h string) (exeInfo, unix.Stat_t, unix.Errno) {
 	var st unix.Stat_t
 	if err := statRetry(h, &st); err != nil {
-		return exeInfo{}, errnoOf(err)
+		return exeInfo{}, st, errnoOf(err)
 	}
 	k := fileKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}
 	if e, ok := tr.exes[k]; ok {
-		return e.info, e.errno
+		return e.info, st, e.errno
 	}
 	info, errno := inspectFile(h, &st)
 	if errno == unix.ENOENT || errno == unix.ENOTDIR {
 		// Raced with a removal: nothing to remember.
-		return info, errno
+		return info, st, errno
 	}
 	if len(tr.exes) >= maxExeCache {
 		clear(tr.exes)
 	}
 	tr.exes[k] = exeResult{info, errno}
-	return info, errno
+	return info, st, errno
 }
 
 type exeResult struct {
@@ -488,14 +498,11 @@ func parseELF(f *os.File) (exeInfo, unix.Errno) {
 	return exeInfo{kind: kindStatic}, 0
 }
 
-// loaderTakesArgv0 tells whether the dynamic loader at host path h accepts
+// loaderTakesArgv0 tells whether the dynamic loader at host path h (whose
+// stat is st) accepts
 // --argv0 (glibc >= 2.33, musl >= 1.1.? — both Alpine 3.12's 1.1.24 and
 // 3.20's 1.2.5 do). The answer is cached per file.
-func (tr *tracer) loaderTakesArgv0(h string) bool {
-	var st unix.Stat_t
-	if err := statRetry(h, &st); err != nil {
-		return false
-	}
+func (tr *tracer) loaderTakesArgv0(h string, st *unix.Stat_t) bool {
 	k := loaderKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano()}
 	if v, ok := tr.loaders[k]; ok {
 		return v

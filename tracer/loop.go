@@ -119,6 +119,8 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 
 // stopped handles one ptrace stop of a known thread and resumes it.
 func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
+	// The placement t had when it ran, which a task it created inherited.
+	ran := t.place
 	placeStop(t)
 	sig := ws.StopSignal()
 	// The ptrace event is in bits 16-23 (WaitStatus.TrapCause reports it
@@ -145,7 +147,7 @@ func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
 			err = cont(t.Tid, 0)
 		}
 	case sig == unix.SIGTRAP && (event == unix.PTRACE_EVENT_FORK || event == unix.PTRACE_EVENT_VFORK || event == unix.PTRACE_EVENT_CLONE):
-		tr.newTask(t, event)
+		tr.newTask(t, event, ran)
 		err = cont(t.Tid, 0)
 	case sig == unix.SIGTRAP && event == unix.PTRACE_EVENT_EXEC:
 		t = tr.execEvent(t)
@@ -182,8 +184,9 @@ func (tr *tracer) eventStop(t *Thread, sig unix.Signal) error {
 	return cont(t.Tid, 0)
 }
 
-// newTask registers the task a fork, vfork or clone of t created.
-func (tr *tracer) newTask(t *Thread, event int) {
+// newTask registers the task a fork, vfork or clone of t created; place is
+// t's placement when it made the call.
+func (tr *tracer) newTask(t *Thread, event int, place placeThread) {
 	msg, err := eventMsg(t.Tid)
 	if err != nil {
 		return
@@ -205,7 +208,7 @@ func (tr *tracer) newTask(t *Thread, event int) {
 			p.as = t.P.as
 		}
 	}
-	nt := &Thread{Tid: tid, P: p, exitNr: -1}
+	nt := &Thread{Tid: tid, P: p, exitNr: -1, place: inherited(place)}
 	tr.threads[tid] = nt
 	if ws, ok := tr.unannounced[tid]; ok {
 		delete(tr.unannounced, tid)
@@ -257,6 +260,7 @@ func (tr *tracer) execEvent(t *Thread) *Thread {
 	tr.dirs.dropProcess(t.P)
 	t.P.Exe = t.pendingExe
 	t.pendingExe = ""
+	t.pendingStatOK = false
 	t.P.view, t.pendingView = t.pendingView, procView{}
 	t.exitNr = -1
 	// The old address space lives on only if it was shared (a vfork

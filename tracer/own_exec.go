@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"golang.org/x/sys/unix"
+
+	"nook/ownership"
 )
 
 // execve transforms the fake credentials as the kernel would the real
@@ -26,12 +28,20 @@ func ownExecEntry(c *Call) {
 	if guest == "" {
 		return
 	}
-	res, errno := c.tr.resolve(c, noArg, pathmapRequest(guest, true))
-	if errno != 0 {
-		return
+	var st ownership.Stat
+	if c.T.pendingStatOK {
+		// exec.go stat'ed the program a moment ago.
+		st = ownership.StatFrom(&c.T.pendingStat)
+	} else {
+		res, errno := c.tr.resolve(c, noArg, pathmapRequest(guest, true))
+		if errno != 0 {
+			return
+		}
+		if st, errno = ownStat(res.Host, true); errno != 0 {
+			return
+		}
 	}
-	st, errno := ownStat(res.Host, true)
-	if errno != 0 || st.Type() != unix.S_IFREG {
+	if st.Type() != unix.S_IFREG {
 		return
 	}
 	f := ownRun.store.ExecFileOf(st, ownRun.host)

@@ -137,6 +137,16 @@ func startPlacement(pid int) {
 	}
 }
 
+// inherited is the placement of a new thread whose creator had place when
+// it called fork or clone: the kernel copies the creator's mask, so the
+// tracer knows it without asking (a sched_getaffinity per new task).
+func inherited(place placeThread) placeThread {
+	if !place.known {
+		return placeThread{}
+	}
+	return placeThread{known: true, pinned: place.pinned, gen: place.gen, own: place.own}
+}
+
 // placeStop runs at every stop of t, before it is resumed.
 func placeStop(t *Thread) {
 	if placer.policy != placeAdaptive {

@@ -49,6 +49,10 @@ type Thread struct {
 	// runs; it becomes P.Exe at the exec event, pendingView P.view.
 	pendingExe  string
 	pendingView procView
+	// pendingStat is the stat of pendingExe's file that exec.go made
+	// (when pendingStatOK), for own_exec.go's set-id bits.
+	pendingStat   unix.Stat_t
+	pendingStatOK bool
 	// exitOnce, if set, runs at the exit stop of the current call only
 	// (Call.ExitOnce).
 	exitOnce func(*Call)
