@@ -50,7 +50,7 @@ type loaderKey struct {
 	mtime    int64
 }
 
-// exeKind is what inspect found.
+// exeKind is what inspectStat found.
 type exeKind int
 
 const (
@@ -340,15 +340,9 @@ type fileKey struct {
 // maxExeCache bounds the cache of inspected programs.
 const maxExeCache = 4096
 
-// inspect is inspectFile with a cache: most execs run the same few
-// programs, and a stat tells whether a file changed.
-func (tr *tracer) inspect(h string) (exeInfo, unix.Errno) {
-	info, _, errno := tr.inspectStat(h)
-	return info, errno
-}
-
-// inspectStat is inspect, also returning the stat it made (valid when
-// errno is 0).
+// inspectStat is inspectFile with a cache: most execs run the same few
+// programs, and a stat tells whether a file changed. It also returns that
+// stat (valid when errno is 0), which the exec's other checks reuse.
 func (tr *tracer) inspectStat(h string) (exeInfo, unix.Stat_t, unix.Errno) {
 	var st unix.Stat_t
 	if err := statRetry(h, &st); err != nil {
@@ -498,10 +492,9 @@ func parseELF(f *os.File) (exeInfo, unix.Errno) {
 	return exeInfo{kind: kindStatic}, 0
 }
 
-// loaderTakesArgv0 tells whether the dynamic loader at host path h (whose
-// stat is st) accepts
-// --argv0 (glibc >= 2.33, musl >= 1.1.? — both Alpine 3.12's 1.1.24 and
-// 3.20's 1.2.5 do). The answer is cached per file.
+// loaderTakesArgv0 tells whether the dynamic loader at host path h, whose
+// stat is st, accepts --argv0 (glibc >= 2.33, musl >= 1.1.? — both Alpine
+// 3.12's 1.1.24 and 3.20's 1.2.5 do). The answer is cached per file.
 func (tr *tracer) loaderTakesArgv0(h string, st *unix.Stat_t) bool {
 	k := loaderKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano()}
 	if v, ok := tr.loaders[k]; ok {
