@@ -119,13 +119,13 @@ func (tr *tracer) loop() (unix.WaitStatus, error) {
 
 // stopped handles one ptrace stop of a known thread and resumes it.
 func (tr *tracer) stopped(t *Thread, ws unix.WaitStatus) {
-	// The placement t had when it ran, which a task it created inherited.
-	ran := t.place
-	placeStop(t)
 	sig := ws.StopSignal()
 	// The ptrace event is in bits 16-23 (WaitStatus.TrapCause reports it
 	// only for SIGTRAP stops, but PTRACE_EVENT_STOP comes with others).
 	event := int(uint32(ws)>>16) & 0xff
+	// The placement t had when it ran, which a task it created inherited.
+	ran := t.place
+	placeStop(t, event == 0 && sig == unix.SIGCHLD)
 	var err error
 	switch {
 	case sig == unix.SIGTRAP|0x80:

@@ -147,14 +147,24 @@ func inherited(place placeThread) placeThread {
 	return placeThread{known: true, pinned: place.pinned, gen: place.gen, own: place.own}
 }
 
-// placeStop runs at every stop of t, before it is resumed.
-func placeStop(t *Thread) {
+// placeStop runs at every stop of t, before it is resumed. waited says
+// that the stop delivers SIGCHLD: the time since the last stop was most
+// likely spent asleep, waiting for a child (a shell running commands), not
+// computing, so it does not count as a long run. Counting it kept a busy
+// shell unpinned, and every child it started had to be pinned on its own
+// (W2: a sched_setaffinity per command).
+func placeStop(t *Thread, waited bool) {
 	if placer.policy != placeAdaptive {
 		return
 	}
 	s := &t.place
 	now := time.Since(placer.start)
 	ran := now - s.last
+	if waited || s.last == 0 {
+		// s.last == 0: the first stop of a new thread, which has not
+		// run long (it inherited its creator's mask, pinned or not).
+		ran = 0
+	}
 	s.last = now
 	if now-placer.checked > crowdCheck {
 		checkCrowded(now)
