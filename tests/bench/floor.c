@@ -128,12 +128,13 @@ int main(int argc, char **argv) {
 					struct iovec l = {path, sizeof path}, rem = {(void *)a, sizeof path};
 					ssize_t n = process_vm_readv(tid, &l, 1, &rem, 1, 0);
 					if (work) {
-						struct stat st;
-						fstatat(AT_FDCWD, "/etc/passwd", &st, AT_SYMLINK_NOFOLLOW);
+						struct stat host;
+						fstatat(AT_FDCWD, "/etc/passwd", &host, AT_SYMLINK_NOFOLLOW);
 						if (n > 0) {
 							// The string and its NUL, unchanged: other
 							// threads' bytes beyond it stay untouched.
-							l.iov_len = rem.iov_len = strnlen(path, n) + (strnlen(path, n) < (size_t)n);
+							size_t len = strnlen(path, n);
+							l.iov_len = rem.iov_len = len + (len < (size_t)n);
 							process_vm_writev(tid, &l, 1, &rem, 1, 0);
 						}
 					}
