@@ -174,6 +174,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 		unix.Wait4(pid, &ws, 0, nil)
 		return rootfs.ExitToolFailure, fmt.Errorf("%w: ptrace(PTRACE_SEIZE): %v%s", ErrUnavailable, err, ptraceHint(err))
 	}
+	blockChildSignal()
 
 	tr := &tracer{
 		m:           m,
