@@ -1,7 +1,10 @@
 package tests
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -103,4 +106,69 @@ C
 	if out != "sum=10\nhello from gcc\n" {
 		t.Errorf("build: %q", out)
 	}
+}
+
+// A dynamic program whose PT_INTERP names, on the host, a root-owned file
+// identical to the guest's loader is given to the kernel as it is; any
+// other goes through the guest's loader. Both must look the same to the
+// guest but for the path of the loader's mapping, which tells them apart.
+func TestRootlessHostLoader(t *testing.T) {
+	g := newGuest(t, debianTarball(t, false))
+	const interp = "/lib64/ld-linux-x86-64.so.2"
+	script := `grep -o '/[^ ]*ld-linux-x86-64.so.2' /proc/self/maps | head -n 1
+cat /proc/self/cmdline | tr '\0' ' '; echo
+cat /proc/self/comm
+readlink /proc/self/exe
+bash -c 'echo "$BASH_VERSION $0"' arg0
+ls -l /bin/true | cut -d' ' -f1`
+	run := func(env ...string) (maps, rest string) {
+		t.Helper()
+		cmd := g.u.Command(nookBin, "run", "--mode", "rootless", g.dir, "--", "/bin/sh", "-c", script)
+		cmd.Env = append(cmd.Env, append(env, "NOOK_HOME="+g.home)...)
+		r := runCmd(t, cmd)
+		if r.Code != 0 {
+			t.Fatal(r)
+		}
+		maps, rest, _ = strings.Cut(r.Stdout, "\n")
+		return maps, rest
+	}
+	hostFile, _ := filepath.EvalSymlinks(interp)
+	same := sameFile(t, hostFile, filepath.Join(g.dir, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
+
+	mapsOn, on := run()
+	mapsOff, off := run("NOOK_HOSTLOADER=off")
+	want := "cat /proc/self/cmdline \ncat\n/usr/bin/readlink\n"
+	if !strings.HasPrefix(on, want) || on != off {
+		t.Fatalf("the guest sees a difference:\nhost loader:\n%s\nguest loader:\n%s", on, off)
+	}
+	if !strings.HasPrefix(mapsOff, g.dir+"/") {
+		t.Errorf("NOOK_HOSTLOADER=off: loader mapped from %q, want the guest's under %s", mapsOff, g.dir)
+	}
+	if same && strings.HasPrefix(mapsOn, g.dir+"/") {
+		t.Errorf("the host's loader is the guest's, but the guest's was started: %q", mapsOn)
+	}
+	if !same && mapsOn != mapsOff {
+		t.Errorf("the host's loader differs from the guest's, but was mapped: %q", mapsOn)
+	}
+
+	// A guest loader that differs by one byte from the host's is the one
+	// that runs.
+	g.sh(t, "printf '\\0' >> /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+	if m, r := run(); !strings.HasPrefix(m, g.dir+"/") || r != off {
+		t.Errorf("a changed guest loader: mapped %q, output:\n%s", m, r)
+	}
+}
+
+// sameFile tells whether files a and b have the same bytes.
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		return false
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(x, y)
 }

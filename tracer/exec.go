@@ -145,7 +145,7 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			c.Fail(errno)
 			return
 		}
-		if !changedArgv && (info.kind == kindScript || info.kind == kindDynamic) {
+		if !changedArgv && info.kind == kindScript {
 			if args, errno = readArgv(c, c.Arg(argvArg)); errno != 0 {
 				c.Fail(errno)
 				return
@@ -176,20 +176,43 @@ func (tr *tracer) execEntry(c *Call, at bool) {
 			hostRes = &res
 			continue
 		case kindDynamic:
+			// The kernel counts argv (EFAULT) before it opens the
+			// interpreter: an unreadable argv wins over a bad loader.
+			failLoader := func(errno unix.Errno) {
+				if !changedArgv {
+					if _, e := readArgv(c, c.Arg(argvArg)); e != 0 {
+						errno = e
+					}
+				}
+				c.Fail(errno)
+			}
 			res, errno := tr.resolve(c, noArg, follow(info.interp))
 			if errno != 0 {
-				c.Fail(errno)
+				failLoader(errno)
 				return
 			}
 			li, lst, errno := tr.inspectStat(res.Host)
 			if errno != 0 {
-				c.Fail(errno)
+				failLoader(errno)
 				return
 			}
 			if li.kind != kindStatic && li.kind != kindOpaque {
 				// An interpreter that needs an interpreter.
-				c.Fail(unix.ELIBBAD)
+				failLoader(unix.ELIBBAD)
 				return
+			}
+			if tr.hostLoaderSame(info.interp, res.Host, &lst) {
+				// The kernel maps the very loader the guest has:
+				// exec the program itself (exec_hostloader.go).
+				c.T.pendingExe = guest
+				c.T.pendingStat, c.T.pendingStatOK = ist, true
+				break
+			}
+			if !changedArgv {
+				if args, errno = readArgv(c, c.Arg(argvArg)); errno != 0 {
+					c.Fail(errno)
+					return
+				}
 			}
 			n := []arg{{s: info.interp}}
 			prog := guest
@@ -348,7 +371,7 @@ func (tr *tracer) inspectStat(h string) (exeInfo, unix.Stat_t, unix.Errno) {
 	if err := statRetry(h, &st); err != nil {
 		return exeInfo{}, st, errnoOf(err)
 	}
-	k := fileKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}
+	k := keyOf(&st)
 	if e, ok := tr.exes[k]; ok {
 		return e.info, st, e.errno
 	}

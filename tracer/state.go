@@ -128,7 +128,10 @@ type tracer struct {
 
 	loaders map[loaderKey]bool // does this dynamic loader accept --argv0
 	exes    map[fileKey]exeResult
-	stats   *stats
+	// hostLoaders: is the host's file at a PT_INTERP the guest's loader
+	// (exec_hostloader.go)
+	hostLoaders map[hostLoaderKey]bool
+	stats       *stats
 	// base is the host path of the directory the last resolve started
 	// from, for a relative path ("" otherwise).
 	base string

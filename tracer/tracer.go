@@ -185,6 +185,7 @@ func trace(spec *rootfs.RunSpec, m *pathmap.Mapper, root string) (int, error) {
 		readBuf:     make([]byte, 0, unix.PathMax),
 		loaders:     map[loaderKey]bool{},
 		exes:        map[fileKey]exeResult{},
+		hostLoaders: map[hostLoaderKey]bool{},
 		sockDirs:    map[string]int{},
 		stats:       newStats(),
 	}
