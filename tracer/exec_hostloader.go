@@ -35,7 +35,7 @@ type hostLoaderKey struct {
 // maxLoaderSize bounds the files compared: a loader is a few hundred KiB.
 const maxLoaderSize = 16 << 20
 
-// hostLoaderOff is set from NOOK_HOSTLOADER at the start of a run.
+// hostLoaderOff is read from NOOK_HOSTLOADER once, when nook starts.
 var hostLoaderOff = os.Getenv("NOOK_HOSTLOADER") == "off"
 
 // hostLoaderSame tells whether the host file at interp (a PT_INTERP,

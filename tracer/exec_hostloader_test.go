@@ -39,7 +39,9 @@ func TestHostLoaderSame(t *testing.T) {
 		{"identical", func() string { return write("same", loader, 0o755) }, true},
 		{"through a symlink", func() string {
 			p := filepath.Join(dir, "link")
-			os.Symlink(write("same2", loader, 0o755), p)
+			if err := os.Symlink(write("same2", loader, 0o755), p); err != nil {
+				t.Fatal(err)
+			}
 			return p
 		}, true},
 		{"same size, other bytes", func() string { return write("other", other, 0o755) }, false},
