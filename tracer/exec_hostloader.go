@@ -12,9 +12,10 @@ import (
 // loader, the kernel would map exactly what the guest's tree holds, so the
 // program is given to the kernel as it is, like a static one: no
 // "LOADER --argv0 ARGV0 PROGRAM" start, no open and mapping of the program
-// by the loader (a stop and about 35 µs per exec here), and the process
-// starts as it would in a chroot (its own auxv, argv and comm). This is
-// the common case of a guest of the host's distribution and release.
+// by the loader (a stop per exec, and the loader's own mapping of it), and
+// the process starts as it would in a chroot: its own argv and comm, an
+// auxv that describes the program. This is the common case of a guest of
+// the host's distribution and release.
 //
 // The host file must be owned by root, writable by no one else and
 // executable: a file the user (or the guest, through a tree under its own
