@@ -360,6 +360,11 @@ type fileKey struct {
 	size         int64
 }
 
+// keyOf is the version of the file whose stat is st.
+func keyOf(st *unix.Stat_t) fileKey {
+	return fileKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}
+}
+
 // maxExeCache bounds the cache of inspected programs.
 const maxExeCache = 4096
 

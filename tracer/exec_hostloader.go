@@ -68,11 +68,6 @@ func (tr *tracer) hostLoaderSame(interp, gh string, gst *unix.Stat_t) bool {
 	return v
 }
 
-// keyOf is the version of the file whose stat is st.
-func keyOf(st *unix.Stat_t) fileKey {
-	return fileKey{dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}
-}
-
 // sameContent compares two files of the given size. Any error is a
 // difference: the guest's loader is then used, as without this check.
 func sameContent(a, b string, size int64) bool {
